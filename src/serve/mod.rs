@@ -32,9 +32,9 @@ impl Options {
                 "--config" => options.config = Some(PathBuf::from(value("--config")?)),
                 "--listen" => {
                     let v = value("--listen")?;
-                    let addr = v
-                        .parse()
-                        .map_err(|_| format!("--listen {v:?}: not an ADDR:PORT such as 0.0.0.0:8080"))?;
+                    let addr = v.parse().map_err(|_| {
+                        format!("--listen {v:?}: not an ADDR:PORT such as 0.0.0.0:8080")
+                    })?;
                     options.listen = Some(addr);
                 }
                 other => return Err(format!("serve: unknown option {other:?}")),
