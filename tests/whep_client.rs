@@ -32,6 +32,9 @@ impl Viewer {
         let pipeline = gst::Pipeline::new();
         let webrtc = gst::ElementFactory::make("webrtcbin").build().unwrap();
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        // Decode at once and ask for a key frame when there is none, as a
+        // browser does with a fresh stream.
+        webrtc.set_property("latency", 0u32);
         let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
         assert!(agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]));
         pipeline.add(&webrtc).unwrap();
@@ -58,7 +61,7 @@ impl Viewer {
                 .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
                 .unwrap_or_default();
             let text = if media == "video" {
-                "rtph264depay ! h264parse ! avdec_h264 name=dec ! fakesink sync=false"
+                "rtph264depay request-keyframe=true wait-for-keyframe=true ! h264parse ! avdec_h264 name=dec max-threads=1 ! fakesink sync=false"
             } else {
                 "rtpopusdepay ! opusdec name=dec ! fakesink sync=false"
             };
@@ -72,10 +75,10 @@ impl Viewer {
             dec.static_pad("src")
                 .unwrap()
                 .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                    if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                        if let Some(first) = &first {
-                            *first.lock().unwrap() = Some(Instant::now());
-                        }
+                    if counter.fetch_add(1, Ordering::SeqCst) == 0
+                        && let Some(first) = &first
+                    {
+                        *first.lock().unwrap() = Some(Instant::now());
                     }
                     gst::PadProbeReturn::Ok
                 });
@@ -174,6 +177,15 @@ fn a_gstreamer_viewer_decodes_over_whep() {
     let viewer = Viewer::new();
     let offer = viewer.offer();
     let posted = Instant::now();
+    viewer
+        .webrtc
+        .connect_notify(Some("connection-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+            eprintln!(
+                "whep_client: {state:?} {} ms after the POST",
+                posted.elapsed().as_millis()
+            );
+        });
     let (status, location, answer) = post_offer(&server, &offer);
     let answered = posted.elapsed();
     assert_eq!(
@@ -237,4 +249,72 @@ fn a_gstreamer_viewer_decodes_over_whep() {
     assert_eq!(status["viewers"]["count"], 0, "{status}");
     drop(viewer);
     assert!(server.stop(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn a_viewer_that_vanishes_frees_its_place() {
+    require_loopback_only();
+    let server = Server::start(&config("max_viewers = 1", ""));
+    server.wait_playing(Duration::from_secs(20));
+
+    let first = Viewer::new();
+    let (status, location, answer) = post_offer(&server, &first.offer());
+    assert_eq!(status, 201, "{answer}");
+    let location = location.expect("a Location header");
+    first.take_answer(&answer);
+    assert!(
+        first.wait_frames(10, Duration::from_secs(15)),
+        "the first viewer decodes"
+    );
+
+    // Late candidates are taken (and mDNS ones ignored).
+    let frag = "a=ice-ufrag:x\r\na=ice-pwd:y\r\nm=video 9 UDP/TLS/RTP/SAVPF 108\r\na=mid:video0\r\n\
+                a=candidate:9 1 UDP 2015363327 127.0.0.1 9 typ host\r\n\
+                a=candidate:8 1 UDP 2015363327 abc.local 9 typ host\r\n";
+    let r = request(
+        server.port,
+        "PATCH",
+        &location,
+        &[("Content-Type", "application/trickle-ice-sdpfrag")],
+        frag.as_bytes(),
+    );
+    assert_eq!(r.status, 204, "PATCH: {}", r.body);
+
+    // The place is taken: a second viewer is refused.
+    let second = Viewer::new();
+    let offer = second.offer();
+    let (status, _, body) = post_offer(&server, &offer);
+    assert_eq!(status, 503, "{body}");
+
+    // The first viewer goes away without a word (no DELETE): its place
+    // comes free once it has been silent long enough.
+    let vanished = Instant::now();
+    drop(first);
+    let answer = loop {
+        let (status, _, body) = post_offer(&server, &offer);
+        if status == 201 {
+            break body;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            vanished.elapsed() < Duration::from_secs(30),
+            "the vanished viewer still holds its place\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "whep_client: place freed {} s after the viewer vanished",
+        vanished.elapsed().as_secs()
+    );
+    assert!(
+        server.log_text().contains("silent for"),
+        "{}",
+        server.log_text()
+    );
+    second.take_answer(&answer);
+    assert!(
+        second.wait_frames(10, Duration::from_secs(15)),
+        "the second viewer decodes"
+    );
 }

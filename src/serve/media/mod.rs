@@ -94,7 +94,9 @@ pub struct Answer {
 pub enum OfferError {
     #[error("not an SDP offer: {0}")]
     NotSdp(String),
-    #[error("the offer has no H.264 video that babymon can send (constrained baseline, packetization-mode 1)")]
+    #[error(
+        "the offer has no H.264 video that babymon can send (constrained baseline, packetization-mode 1)"
+    )]
     NoH264,
     #[error("the offer has no Opus audio")]
     NoOpus,

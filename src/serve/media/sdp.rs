@@ -33,7 +33,7 @@ struct Section {
     payloads: Vec<u8>,
     direction: Option<String>,
     bundle_only: bool,
-    rtpmap: BTreeMap<u8, (String, u32, Option<u32>)>,
+    rtpmap: BTreeMap<u8, RtpMap>,
     fmtp: BTreeMap<u8, BTreeMap<String, String>>,
 }
 
@@ -51,7 +51,11 @@ pub fn plan(offer: &str, audio: bool) -> Result<OfferPlan, OfferError> {
     let sections = parse(offer)?;
     for s in &sections {
         let dir = s.direction.as_deref().unwrap_or("sendrecv");
-        if s.used() && (s.kind == "audio" || s.kind == "video") && dir != "recvonly" && dir != "inactive" {
+        if s.used()
+            && (s.kind == "audio" || s.kind == "video")
+            && dir != "recvonly"
+            && dir != "inactive"
+        {
             return Err(OfferError::WantsToSend(format!("{} ({dir})", s.kind)));
         }
     }
@@ -64,7 +68,11 @@ pub fn plan(offer: &str, audio: bool) -> Result<OfferPlan, OfferError> {
         let opus = sections
             .iter()
             .filter(|s| s.kind == "audio" && s.used())
-            .find_map(|s| codecs(s).into_iter().find(|c| c.encoding.eq_ignore_ascii_case("opus")));
+            .find_map(|s| {
+                codecs(s)
+                    .into_iter()
+                    .find(|c| c.encoding.eq_ignore_ascii_case("opus"))
+            });
         Some(opus.ok_or(OfferError::NoOpus)?)
     } else {
         None
@@ -162,10 +170,10 @@ fn parse(offer: &str) -> Result<Vec<Section>, OfferError> {
                 }
             }
             "fmtp" => {
-                if let Some((pt, params)) = arg.split_once(' ') {
-                    if let Ok(pt) = pt.parse::<u8>() {
-                        s.fmtp.insert(pt, fmtp_params(params));
-                    }
+                if let Some((pt, params)) = arg.split_once(' ')
+                    && let Ok(pt) = pt.parse::<u8>()
+                {
+                    s.fmtp.insert(pt, fmtp_params(params));
                 }
             }
             _ => {}
@@ -186,7 +194,10 @@ fn media_line(value: &str) -> Result<Section, OfferError> {
     let bad = || OfferError::NotSdp(format!("\"m={value}\" is not a media line"));
     let mut fields = value.split_whitespace();
     let kind = fields.next().ok_or_else(bad)?.to_string();
-    let port = fields.next().and_then(|p| p.split('/').next()?.parse().ok()).ok_or_else(bad)?;
+    let port = fields
+        .next()
+        .and_then(|p| p.split('/').next()?.parse().ok())
+        .ok_or_else(bad)?;
     let _proto = fields.next().ok_or_else(bad)?;
     // Payload types are numbers for RTP; other formats (data channels) are kept out.
     let payloads = fields.filter_map(|f| f.parse().ok()).collect();
@@ -198,7 +209,10 @@ fn media_line(value: &str) -> Result<Section, OfferError> {
     })
 }
 
-fn rtpmap(arg: &str) -> Option<(u8, (String, u32, Option<u32>))> {
+/// An `rtpmap` value: encoding name, clock rate and channels.
+type RtpMap = (String, u32, Option<u32>);
+
+fn rtpmap(arg: &str) -> Option<(u8, RtpMap)> {
     let (pt, rest) = arg.split_once(' ')?;
     let mut parts = rest.trim().split('/');
     let encoding = parts.next()?.to_string();
@@ -243,7 +257,10 @@ fn best_h264(s: &Section) -> Option<Codec> {
         .filter(|c| c.fmtp.get("packetization-mode").map(String::as_str) == Some("1"))
         .filter_map(|c| {
             // RFC 6184: no profile-level-id means 420010 (baseline).
-            let plid = c.fmtp.get("profile-level-id").map_or("420010", String::as_str);
+            let plid = c
+                .fmtp
+                .get("profile-level-id")
+                .map_or("420010", String::as_str);
             profile_rank(plid).map(|rank| (rank, c))
         })
         .min_by_key(|(rank, _)| *rank)

@@ -46,7 +46,11 @@ pub fn run(inner: Arc<Inner>, events: mpsc::Receiver<Event>) {
         if last_check.elapsed() >= CHECK_EVERY {
             last_check = Instant::now();
             check_sessions(&inner);
-            let gone = inner.lock().camera_device.clone().filter(|d| !camera::present(d));
+            let gone = inner
+                .lock()
+                .camera_device
+                .clone()
+                .filter(|d| !camera::present(d));
             if let Some(device) = gone {
                 restart(&inner, &format!("camera {device}: device gone"));
             }
@@ -84,7 +88,11 @@ fn handle(inner: &Inner, event: Event) {
                 }
             }
         }
-        Event::Stats { id, transport, remote } => {
+        Event::Stats {
+            id,
+            transport,
+            remote,
+        } => {
             let mut st = inner.lock();
             if let Some(session) = st.sessions.get_mut(&id) {
                 let path = remote.map_or("", |r| sessions::path(r, &sessions::own_addresses()));
@@ -105,8 +113,14 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
     let scan = camera::scan(s.want.width, s.want.height, s.want.framerate);
     let exists = |name: &str| gst::ElementFactory::find(name).is_some();
     let video = source::choose(&s.want, &scan, exists("libcamerasrc"));
-    let enc = encoder::choose(&s.encoder, &exists, &scan.codecs).ok_or("no H.264 encoder: install x264enc or openh264enc")?;
-    let audio_src = audio::choose(s.audio_enabled, &s.audio_device, &audio::scan(), exists("alsasrc"));
+    let enc = encoder::choose(&s.encoder, &exists, &scan.codecs)
+        .ok_or("no H.264 encoder: install x264enc or openh264enc")?;
+    let audio_src = audio::choose(
+        s.audio_enabled,
+        &s.audio_device,
+        &audio::scan(),
+        exists("alsasrc"),
+    );
     let result = try_build(inner, &video, &enc, &audio_src);
     let (video, shared) = match result {
         Ok(shared) => (video, shared),
@@ -126,7 +140,13 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
         other => log::info!("video: {} {}", other.info().kind, other.info().format),
     }
     log::info!("encoder: {} ({})", enc.name, enc.reason);
-    log::info!("audio: {}", audio_src.info().device.unwrap_or_else(|| audio_src.info().kind));
+    log::info!(
+        "audio: {}",
+        audio_src
+            .info()
+            .device
+            .unwrap_or_else(|| audio_src.info().kind)
+    );
     let (width, height) = source::output_size(&s.want);
     st.status.source = video.info();
     st.status.encoder = EncoderInfo { ..enc };
@@ -156,7 +176,8 @@ fn try_build(
     let (w, h) = source::output_size(&s.want);
     let enc_text = encoder::description(&enc.name, w, h, s.want.framerate, s.bitrate_kbps);
     let audio_text = source::audio_description(audio_src);
-    let shared = pipeline::build(&video_text, &enc_text, audio_text.as_deref()).map_err(|e| e.to_string())?;
+    let shared = pipeline::build(&video_text, &enc_text, audio_text.as_deref())
+        .map_err(|e| e.to_string())?;
     // A camera that cannot start says so on the bus at once.
     match shared.pipeline.state(gst::ClockTime::from_seconds(5)) {
         (Err(_), _, _) => Err(bus_error(&shared).unwrap_or_else(|| "did not start".into())),
@@ -184,7 +205,11 @@ fn restart(inner: &Inner, reason: &str) {
     log::warn!("pipeline: {reason}; restarting");
     let (sessions, spare, shared) = {
         let mut st = inner.lock();
-        (std::mem::take(&mut st.sessions), st.spare.take(), st.shared.take())
+        (
+            std::mem::take(&mut st.sessions),
+            st.spare.take(),
+            st.shared.take(),
+        )
     };
     for (id, mut s) in sessions {
         s.branch.remove();
@@ -209,19 +234,30 @@ fn restart(inner: &Inner, reason: &str) {
 fn bus_trouble(inner: &Inner) -> Option<String> {
     let st = inner.lock();
     let shared = st.shared.as_ref()?;
-    let device = st.camera_device.clone().unwrap_or_else(|| st.status.source.kind.clone());
+    let device = st
+        .camera_device
+        .clone()
+        .unwrap_or_else(|| st.status.source.kind.clone());
     let bus = shared.pipeline.bus()?;
     while let Some(msg) = bus.pop() {
         match msg.view() {
             gst::MessageView::Error(e) => {
-                let text = pipeline::describe_error(&msg, e.error().to_string(), e.debug().map(|d| d.to_string()));
+                let text = pipeline::describe_error(
+                    &msg,
+                    e.error().to_string(),
+                    e.debug().map(|d| d.to_string()),
+                );
                 log::error!("camera {device}: {text}");
                 return Some(format!("error from {device}"));
             }
             gst::MessageView::Eos(_) => return Some(format!("end of stream from {device}")),
             gst::MessageView::Warning(w) => log::warn!(
                 "pipeline: {}",
-                pipeline::describe_error(&msg, w.error().to_string(), w.debug().map(|d| d.to_string()))
+                pipeline::describe_error(
+                    &msg,
+                    w.error().to_string(),
+                    w.debug().map(|d| d.to_string())
+                )
             ),
             _ => {}
         }
@@ -251,8 +287,13 @@ fn rescan(inner: &Inner) {
     }
     let scan = camera::scan(s.want.width, s.want.height, s.want.framerate);
     let libcamera = gst::ElementFactory::find("libcamerasrc").is_some();
-    if let found @ (VideoSource::V4l2 { .. } | VideoSource::Libcamera { .. }) = source::choose(&s.want, &scan, libcamera) {
-        restart(inner, &format!("camera {} found", found.device().unwrap_or("libcamera")));
+    if let found @ (VideoSource::V4l2 { .. } | VideoSource::Libcamera { .. }) =
+        source::choose(&s.want, &scan, libcamera)
+    {
+        restart(
+            inner,
+            &format!("camera {} found", found.device().unwrap_or("libcamera")),
+        );
     }
 }
 
@@ -264,7 +305,8 @@ fn check_sessions(inner: &Inner) {
         let mut st = inner.lock();
         for (id, session) in st.sessions.iter_mut() {
             let silent = inner.silence(session);
-            if let Some(reason) = sessions::verdict(session.link, session.created.elapsed(), silent) {
+            if let Some(reason) = sessions::verdict(session.link, session.created.elapsed(), silent)
+            {
                 ended.push((id.clone(), reason));
                 continue;
             }
@@ -285,10 +327,14 @@ fn ask_stats(inner: &Inner, id: &str, webrtc: &gst::Element) {
     let events = inner.events.clone();
     let id = id.to_string();
     let promise = gst::Promise::with_change_func(move |reply| {
-        if let Ok(Some(stats)) = reply {
-            if let Some((transport, remote)) = selected_pair(stats) {
-                let _ = events.send(Event::Stats { id, transport, remote });
-            }
+        if let Ok(Some(stats)) = reply
+            && let Some((transport, remote)) = selected_pair(stats)
+        {
+            let _ = events.send(Event::Stats {
+                id,
+                transport,
+                remote,
+            });
         }
     });
     webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
@@ -297,9 +343,14 @@ fn ask_stats(inner: &Inner, id: &str, webrtc: &gst::Element) {
 /// The transport and remote address of the selected candidate pair in a
 /// webrtcbin stats structure.
 fn selected_pair(stats: &gst::StructureRef) -> Option<(String, Option<IpAddr>)> {
-    let entries: Vec<gst::Structure> = stats.iter().filter_map(|(_, v)| v.get::<gst::Structure>().ok()).collect();
+    let entries: Vec<gst::Structure> = stats
+        .iter()
+        .filter_map(|(_, v)| v.get::<gst::Structure>().ok())
+        .collect();
     let kind = |s: &gst::Structure| s.get::<gst_webrtc_type::WebRTCStatsType>("type").ok();
-    let pair = entries.iter().find(|s| kind(s) == Some(gst_webrtc_type::WebRTCStatsType::CandidatePair))?;
+    let pair = entries
+        .iter()
+        .find(|s| kind(s) == Some(gst_webrtc_type::WebRTCStatsType::CandidatePair))?;
     let remote_id = pair.get::<String>("remote-candidate-id").ok()?;
     let remote = entries
         .iter()
