@@ -179,3 +179,6 @@ impl Media {
         self.inner.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests;
