@@ -66,6 +66,10 @@ pub struct State {
     pub status: MediaStatus,
     pub camera_device: Option<String>,
     pub on_test_pattern: bool,
+    pub last_restart: Option<Instant>,
+    /// A camera that failed again soon after a restart is left alone
+    /// until then; the test pattern stands in.
+    pub camera_rest_until: Option<Instant>,
     pub sessions: HashMap<String, Session>,
     /// Answers in progress, which hold a place.
     pub pending: usize,
