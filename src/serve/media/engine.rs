@@ -400,7 +400,7 @@ impl Inner {
 
 /// Points `GST_REGISTRY` at a writable place that lasts (the root is
 /// read-only on the device) unless it is set already.
-fn set_registry() {
+pub fn set_registry() {
     if std::env::var_os("GST_REGISTRY").is_some() {
         return;
     }
@@ -417,7 +417,8 @@ fn set_registry() {
     };
     let path = dir.join("gstreamer-registry.bin");
     log::debug!("gstreamer: registry {}", path.display());
-    // SAFETY: called before gst::init and before any thread of ours starts.
+    // SAFETY: before gst::init; `prepare_environment` lets the program do
+    // it before any thread exists, after which this branch is not taken.
     unsafe { std::env::set_var("GST_REGISTRY", &path) };
 }
 
