@@ -28,6 +28,12 @@ struct Viewer {
 
 impl Viewer {
     fn new() -> Viewer {
+        Viewer::with_udp(true)
+    }
+
+    /// A viewer whose ICE agent offers TCP only when `udp` is false, as
+    /// when a network (or a tunnel without QUIC) lets no UDP through.
+    fn with_udp(udp: bool) -> Viewer {
         gst::init().unwrap();
         let pipeline = gst::Pipeline::new();
         let webrtc = gst::ElementFactory::make("webrtcbin").build().unwrap();
@@ -37,6 +43,7 @@ impl Viewer {
         webrtc.set_property("latency", 0u32);
         let agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
         assert!(agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]));
+        agent.set_property("ice-udp", udp);
         pipeline.add(&webrtc).unwrap();
         for caps in [
             "application/x-rtp,media=video,encoding-name=H264,payload=108,clock-rate=90000,\
@@ -442,4 +449,35 @@ fn a_viewer_that_vanishes_frees_its_place() {
         second.wait_frames(10, Duration::from_secs(15)),
         "the second viewer decodes"
     );
+}
+
+#[test]
+fn a_viewer_without_udp_decodes_over_ice_tcp() {
+    require_loopback_only();
+    let server = Server::start(&config("", ""));
+    server.wait_playing(Duration::from_secs(20));
+    let viewer = Viewer::with_udp(false);
+    let offer = viewer.offer();
+    assert!(!offer.contains(" UDP "), "a TCP-only offer: {offer}");
+    let (status, _, answer) = post_offer(&server, &offer);
+    assert_eq!(status, 201, "{answer}");
+    viewer.take_answer(&answer);
+    assert!(
+        viewer.wait_frames(30, Duration::from_secs(15)),
+        "only {} frames over TCP\n{}",
+        viewer.frames.load(Ordering::SeqCst),
+        server.log_text()
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&server.get("/api/status").body).unwrap();
+        let v = &status["viewers"]["list"][0];
+        if v["transport"] == "tcp" {
+            assert_eq!(v["path"], "tunnel", "{status}");
+            break;
+        }
+        assert!(Instant::now() < until, "transport not tcp: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
