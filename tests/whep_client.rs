@@ -330,7 +330,7 @@ a=rtpmap:8 PCMA/8000\r
 #[test]
 fn a_chromium_offer_gets_its_own_payload_types_with_nack_and_rtx() {
     require_loopback_only();
-    let server = Server::start(&config("", ""));
+    let server = Server::start(&config("ice_ports = \"50100-50119\"", ""));
     server.wait_playing(Duration::from_secs(20));
     let posted = Instant::now();
     let (status, location, answer) = post_offer(&server, CHROMIUM_OFFER);
@@ -379,6 +379,15 @@ fn a_chromium_offer_gets_its_own_payload_types_with_nack_and_rtx() {
             .iter()
             .any(|l| l.starts_with("a=candidate:") && l.contains("tcptype passive"))
     );
+    // Every port that takes traffic is inside ice_ports (an active TCP
+    // candidate has the placeholder port 9).
+    for c in lines
+        .iter()
+        .filter(|l| l.starts_with("a=candidate:") && !l.contains("tcptype active"))
+    {
+        let port: u16 = c.split_whitespace().nth(5).unwrap().parse().unwrap();
+        assert!((50100..=50119).contains(&port), "{c}");
+    }
     let r = request(server.port, "DELETE", &location.unwrap(), &[], b"");
     assert!(r.status == 200 || r.status == 204, "DELETE: {}", r.status);
 }
