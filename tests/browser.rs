@@ -60,9 +60,32 @@ fn chromium_decodes_video_and_sound_at_phone_size() {
         panel.contains("test"),
         "the panel names the source: {panel}"
     );
+    let pic = &out["picture"][0];
     assert_eq!(
-        v["path"], "lan",
+        (pic["width"].as_u64(), pic["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{out}"
+    );
+    assert!(
+        pic["maxLuma"].as_u64().unwrap_or(0) > 60,
+        "the picture is drawn, not black: {out}"
+    );
+    assert!(
+        out["mutedAgain"]["muted"] == true
+            && out["mutedAgain"]["meter"].as_f64().unwrap_or(0.0) > 0.0,
+        "the meter keeps moving while muted: {out}"
+    );
+    // Over loopback the viewer's address is this machine's own, which is
+    // how a tunnelled viewer looks too.
+    let last = &out["final"][0];
+    assert!(
+        ["lan", "tunnel"].contains(&last["path"].as_str().unwrap_or("")),
         "the page learnt its path from /api/status: {out}"
+    );
+    assert_eq!(last["transport"], "udp", "{out}");
+    eprintln!(
+        "first frame {} ms after the page started connecting (answer after {} ms)",
+        last["firstFrameMs"], last["answerMs"]
     );
 }
 
