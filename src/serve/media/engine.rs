@@ -206,6 +206,10 @@ impl Inner {
     pub fn answer(&self, offer: &str) -> Result<Answer, OfferError> {
         let posted = Instant::now();
         let offer = sdp::drop_mdns_candidates(offer);
+        // What GStreamer's own parser refuses is not a usable offer either.
+        if let Err(e) = gstreamer_sdp::SDPMessage::parse_buffer(offer.as_bytes()) {
+            return Err(OfferError::NotSdp(format!("GStreamer cannot parse it: {e}")));
+        }
         let (mut branch, plan, video_tee, audio_tee, generation) = {
             let mut st = self.lock();
             let Some(shared) = st.shared.as_ref().filter(|_| !st.stopped) else {
