@@ -68,7 +68,7 @@ fn chromium_decodes_video_and_sound_at_phone_size() {
     );
     assert!(
         pic["maxLuma"].as_u64().unwrap_or(0) > 60,
-        "the picture is drawn, not black: {out}"
+        "the picture is drawn, not black (frames decoded but never drawn: the answer's a=ssrc lines do not name the stream sent): {out}"
     );
     assert!(
         out["mutedAgain"]["muted"] == true

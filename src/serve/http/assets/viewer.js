@@ -16,7 +16,10 @@
   const facts = $('facts');
 
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
-  const GATHER_MS = 400; // wait this long for host candidates before the offer
+  // babymon's answer carries its own reachable candidates, and it learns the
+  // viewer's address from the first ICE check, so the offer goes at once
+  // with the candidates found so far; later ones follow by PATCH.
+  const GATHER_MS = 0;
   const NO_PICTURE_MS = 10000; // no new frame for this long: start again
   const DISCONNECTED_MS = 4000; // ICE "disconnected" this long: start again
   const STABLE_MS = 10000; // live this long: the back-off starts afresh
@@ -104,7 +107,7 @@
 
     try {
       await mine.setLocalDescription(await mine.createOffer());
-      await gathered(mine, GATHER_MS);
+      if (GATHER_MS > 0) await gathered(mine, GATHER_MS);
       if (gen !== generation) return;
       posted = true;
       const res = await fetch('/whep', {
