@@ -119,6 +119,11 @@ fn two_viewers_decode_a_third_is_refused_and_a_vanished_one_frees_its_place() {
         "the waiting page gets in without a reload: {out}"
     );
     assert_eq!(out["secondStillLive"], true, "{out}");
+    assert!(
+        s.log_text().contains("ended by the viewer"),
+        "a page that closes sends DELETE: {out}"
+    );
+    assert_eq!(out["afterClose"]["after"].as_u64(), Some(1), "{out}");
 }
 
 #[test]

@@ -55,6 +55,14 @@ try {
   result.thirdGetsIn = { ok: inC.ok, frames: inC.c && inC.c.framesDecoded, reconnects: inC.c && inC.c.reconnects };
   const bNow = await waitFor(b, (x) => x.state === 'live', 1000);
   result.secondStillLive = bNow.ok;
+
+  // B leaves the ordinary way (here by going to another page; Playwright's
+  // page.close() drops keepalive requests, which a real tab close sends):
+  // the page's pagehide sends DELETE.
+  const before = await viewerCount();
+  await b.goto('about:blank');
+  await sleep(1500);
+  result.afterClose = { before, after: await viewerCount() };
 } catch (e) {
   log(e.stack || String(e));
   result.error = String(e);
