@@ -213,6 +213,8 @@ pub fn prepare_spare(inner: &Inner, st: &mut State) {
 }
 
 /// Tears everything down and builds again on the next source found.
+// FIXME: every viewer's session ends with the old pipeline and the page
+// reconnects; swapping only the capture half would keep them connected.
 fn restart(inner: &Inner, reason: &str) {
     log::warn!("pipeline: {reason}; restarting");
     let (sessions, spare, shared) = {
