@@ -262,3 +262,52 @@ fn password_flow_in_a_browser() {
     assert_eq!(out["decodes"]["ok"], true, "{out}");
     assert!(!s.log_text().contains(password));
 }
+
+#[test]
+fn the_page_reconnects_by_itself_after_the_server_restarts() {
+    require_loopback_only();
+    let text = config("", "");
+    let mut first = Server::start(&text);
+    first.wait_playing(PLAYING_WITHIN);
+    let url = first.url();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut child = std::process::Command::new("node")
+        .arg(dir.join("reconnect.mjs"))
+        .args(["--url", &url])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let ready = lines.by_ref().map_while(Result::ok).find(|l| l == "live");
+    assert!(ready.is_some(), "the page never went live");
+    assert!(first.stop(Duration::from_secs(10)).success());
+    drop(first);
+    let second = Server::start_on(
+        &text,
+        &format!("127.0.0.1:{}", url.rsplit(':').next().unwrap()),
+    );
+    let out = lines
+        .map_while(Result::ok)
+        .filter(|l| l.starts_with('{'))
+        .last();
+    let _ = child.wait();
+    let out: serde_json::Value =
+        serde_json::from_str(&out.expect("JSON from reconnect.mjs")).unwrap();
+    eprintln!("reconnect.mjs: {out}");
+    assert_eq!(out["first"]["ok"], true, "{out}");
+    assert_eq!(out["lost"]["ok"], true, "the page notices: {out}");
+    assert!(
+        out["lost"]["words"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reconnecting in"),
+        "{out}"
+    );
+    assert_eq!(
+        out["back"]["ok"], true,
+        "live again on a new session: {out}"
+    );
+    assert_eq!(out["sameDocument"], true, "without a reload: {out}");
+    drop(second);
+}

@@ -66,13 +66,18 @@ impl Server {
     /// Starts `babymon serve` with this config on 127.0.0.1:0 and waits for
     /// its `listening on` line.
     pub fn start(config_text: &str) -> Server {
+        Server::start_on(config_text, "127.0.0.1:0")
+    }
+
+    /// The same on a given address, such as the port of a server before.
+    pub fn start_on(config_text: &str, listen: &str) -> Server {
         let dir = temp_dir("serve");
         let run_dir = dir.join("run");
         std::fs::create_dir_all(&run_dir).unwrap();
         let config_path = dir.join("babymon.toml");
         std::fs::write(&config_path, config_text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_babymon"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", listen, "--config"])
             .arg(&config_path)
             .env("BABYMON_RUN_DIR", &run_dir)
             .env("HOME", &dir)
