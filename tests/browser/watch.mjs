@@ -50,6 +50,10 @@ try {
   }
   const page = pages[0];
   result.picture = await Promise.all(pages.map(picture));
+  if (o.screenshot && waits[0].ok) {
+    await sleep(1000);
+    await page.screenshot({ path: o.screenshot });
+  }
   if (o.tap === '1' && waits[0].ok) {
     await page.tap('#sound');
     await sleep(1500);
@@ -62,8 +66,6 @@ try {
     await page.tap('#sound');
   }
   if (o.screenshot && waits[0].ok) {
-    await sleep(1000);
-    await page.screenshot({ path: o.screenshot });
     await page.tap('#info');
     await sleep(800);
     await page.screenshot({ path: o.screenshot.replace(/\.png$/, '-panel.png') });
