@@ -21,6 +21,7 @@ fn frames(v: &serde_json::Value) -> u64 {
 #[test]
 fn chromium_decodes_video_and_sound_at_phone_size() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let s = Server::start(&config("", ""));
     s.wait_playing(PLAYING_WITHIN);
     let shot = artifacts().join("viewer-phone.png");
@@ -92,6 +93,7 @@ fn chromium_decodes_video_and_sound_at_phone_size() {
 #[test]
 fn two_viewers_decode_a_third_is_refused_and_a_vanished_one_frees_its_place() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let s = Server::start(&config("max_viewers = 2", ""));
     s.wait_playing(PLAYING_WITHIN);
     let out = node(
@@ -129,6 +131,7 @@ fn two_viewers_decode_a_third_is_refused_and_a_vanished_one_frees_its_place() {
 #[test]
 fn bad_offers_are_refused_and_a_viewer_still_decodes() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let s = Server::start(&config("max_viewers = 2", ""));
     s.wait_playing(PLAYING_WITHIN);
     let offer = node("offer.mjs", &[])["offer"]
@@ -239,6 +242,7 @@ fn bad_offers_are_refused_and_a_viewer_still_decodes() {
 #[test]
 fn password_flow_in_a_browser() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let password = "night owl 7";
     let s = Server::start(&config(&format!("password = \"{password}\""), ""));
     s.wait_playing(PLAYING_WITHIN);
@@ -266,6 +270,7 @@ fn password_flow_in_a_browser() {
 #[test]
 fn the_page_reconnects_by_itself_after_the_server_restarts() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let text = config("", "");
     let mut first = Server::start(&text);
     first.wait_playing(PLAYING_WITHIN);

@@ -32,6 +32,14 @@ pub fn require_loopback_only() {
     );
 }
 
+/// Held by each browser test so that they run one at a time: several
+/// Chromiums and encoders at once on a small machine would make the time
+/// limits of the tests measure the machine instead of babymon.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A fresh folder under the system's temporary folder.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
