@@ -164,11 +164,8 @@ impl Branch {
             .fmtp
             .get("profile-level-id")
             .map_or("42e01f", String::as_str);
-        Ok(sdp::with_profile_level_id(
-            &answer,
-            plan.video.payload,
-            plid,
-        ))
+        let answer = sdp::with_profile_level_id(&answer, plan.video.payload, plid);
+        Ok(sdp::without_ssrc_lines(&answer))
     }
 
     fn negotiate(

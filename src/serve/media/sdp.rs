@@ -170,6 +170,19 @@ pub fn with_profile_level_id(answer: &str, pt: u8, profile_level_id: &str) -> St
     out
 }
 
+/// Removes the `a=ssrc` and `a=ssrc-group` lines of an answer. webrtcbin
+/// writes them before any buffer has reached its sink pads, so the media
+/// SSRC reads 0 and only the RTX SSRC carries the `msid`: Chromium then ties
+/// the track to the retransmission stream, decodes frames and never draws
+/// them. Without these lines it takes the stream by payload type and MID,
+/// which is all a single-stream sender needs.
+pub fn without_ssrc_lines(answer: &str) -> String {
+    answer
+        .split_inclusive('\n')
+        .filter(|line| !line.starts_with("a=ssrc:") && !line.starts_with("a=ssrc-group:"))
+        .collect()
+}
+
 /// Removes `a=candidate` lines whose address is an mDNS name (`*.local`).
 pub fn drop_mdns_candidates(sdp: &str) -> String {
     let mut out = String::with_capacity(sdp.len());

@@ -225,3 +225,13 @@ fn profile_level_id_is_added_to_the_answer() {
     assert!(fixed.contains("a=fmtp:109 apt=108\r\n"));
     assert_eq!(with_profile_level_id(&fixed, 108, "42e01f"), fixed);
 }
+
+#[test]
+fn ssrc_lines_are_dropped_from_the_answer() {
+    let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108 109\r\na=mid:0\r\n\
+                  a=ssrc-group:FID 0 1353408816\r\na=ssrc:1353408816 msid:user1 video\r\n\
+                  a=ssrc:1353408816 cname:x\r\na=rtpmap:108 H264/90000\r\n";
+    let out = without_ssrc_lines(answer);
+    assert!(!out.contains("a=ssrc"), "{out}");
+    assert!(out.contains("a=mid:0\r\na=rtpmap:108 H264/90000\r\n"), "{out}");
+}
