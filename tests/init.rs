@@ -27,7 +27,17 @@ impl Root {
     fn new(name: &str, config: &str, services: &[(&str, &str)]) -> Root {
         let dir = std::env::temp_dir().join(format!("babymon-init-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for d in ["proc", "sys/class/leds/ACT", "dev", "run", "tmp", "boot", "data", "etc", "svc"] {
+        for d in [
+            "proc",
+            "sys/class/leds/ACT",
+            "dev",
+            "run",
+            "tmp",
+            "boot",
+            "data",
+            "etc",
+            "svc",
+        ] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlay/etc");
@@ -107,10 +117,14 @@ fn init_pid(unshare: u32) -> u32 {
 fn children(parent: u32) -> Vec<(u32, char)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // pid (comm) S ppid ...
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let mut f = after.split_whitespace();
         let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
         let ppid: u32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -151,16 +165,22 @@ while :; do sleep 0.1; done"#;
 fn supervises_restarts_reaps_and_powers_off_in_order() {
     let a = LONG_RUNNING.replace("NAME", "a");
     let c = LONG_RUNNING.replace("NAME", "c");
-    let hostname = r#"uname -n > "$OUT/hostname""#.to_string() + "\n" + &LONG_RUNNING.replace("NAME", "orphans");
-    let orphans = format!(
-        "( setsid sh -c 'sleep 0.3; echo done > \"$OUT/orphan-done\"' & )\n{hostname}"
-    );
+    let hostname = r#"uname -n > "$OUT/hostname""#.to_string()
+        + "\n"
+        + &LONG_RUNNING.replace("NAME", "orphans");
+    let orphans =
+        format!("( setsid sh -c 'sleep 0.3; echo done > \"$OUT/orphan-done\"' & )\n{hostname}");
     let crash = r#"date +%s.%N >> "$OUT/crash-times"; echo "crashing"; exit 1"#;
     let config = "[system]\nhostname = \"nursery-test\"\n[camera]\nwidth = \"wide\"\n";
     let root = Root::new(
         "main",
         config,
-        &[("a", &a), ("crash", crash), ("orphans", &orphans), ("c", &c)],
+        &[
+            ("a", &a),
+            ("crash", crash),
+            ("orphans", &orphans),
+            ("c", &c),
+        ],
     );
     let mut unshare = root.start();
     let init = init_pid(unshare.id());
@@ -180,34 +200,52 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
     for (gap, want) in gaps.iter().zip([1.0, 2.0, 4.0]) {
         assert!(*gap >= want - 0.05 && *gap < want + 1.5, "gaps {gaps:?}");
     }
-    assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "growing delays {gaps:?}");
+    assert!(
+        gaps[0] < gaps[1] && gaps[1] < gaps[2],
+        "growing delays {gaps:?}"
+    );
 
     // The hostname was set in the test's own UTS namespace.
     assert_eq!(root.read("hostname").trim(), "nursery-test");
     // The orphaned grandchild ran and was reaped: no zombie under init.
-    wait_for("the orphan", Duration::from_secs(5), || root.dir.join("orphan-done").exists());
+    wait_for("the orphan", Duration::from_secs(5), || {
+        root.dir.join("orphan-done").exists()
+    });
     std::thread::sleep(Duration::from_millis(300));
-    let zombies: Vec<_> = children(init).into_iter().filter(|(_, s)| *s == 'Z').collect();
+    let zombies: Vec<_> = children(init)
+        .into_iter()
+        .filter(|(_, s)| *s == 'Z')
+        .collect();
     assert!(zombies.is_empty(), "zombies under init: {zombies:?}");
 
     // system.json lives on init's own /run: read it through its root.
-    let status_path = format!("/proc/{init}/root{}/run/babymon/system.json", root.dir.display());
+    let status_path = format!(
+        "/proc/{init}/root{}/run/babymon/system.json",
+        root.dir.display()
+    );
     let read_status = || -> serde_json::Value {
         let text = std::fs::read_to_string(&status_path).unwrap_or_default();
         serde_json::from_str(&text).unwrap_or_default()
     };
     let crash_of = |status: &serde_json::Value| -> serde_json::Value {
         let services = status["services"].as_array().cloned().unwrap_or_default();
-        services.into_iter().find(|s| s["name"] == "crash").unwrap_or_default()
+        services
+            .into_iter()
+            .find(|s| s["name"] == "crash")
+            .unwrap_or_default()
     };
     // It is written every 2 s.
-    wait_for("system.json with three restarts", Duration::from_secs(5), || {
-        crash_of(&read_status())["restarts"].as_u64() >= Some(3)
-    });
+    wait_for(
+        "system.json with three restarts",
+        Duration::from_secs(5),
+        || crash_of(&read_status())["restarts"].as_u64() >= Some(3),
+    );
     let status = read_status();
     let errors = status["config_errors"].as_array().unwrap();
     assert!(
-        errors.iter().any(|e| e.as_str().unwrap().starts_with("line 4: camera.width: ")),
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("line 4: camera.width: ")),
         "{errors:?}"
     );
     assert_eq!(status["leds"], "config-error");
@@ -227,7 +265,11 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
     let took = asked.elapsed();
     println!("power off took {took:?}; unshare ended with {status:?}");
     let log = root.log();
-    assert_eq!(status.signal(), Some(2), "init must end through reboot(2): {status:?}\n{log}");
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "init must end through reboot(2): {status:?}\n{log}"
+    );
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     assert_eq!(root.read("stopped"), "c\norphans\na\n", "stop order\n{log}");
     assert!(log.contains("a: hello from a"), "{log}");
@@ -237,22 +279,49 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
 }
 
 #[test]
-fn sigterm_reboots() {
+fn sigterm_reboots_and_kills_a_service_that_ignores_term() {
     let a = LONG_RUNNING.replace("NAME", "a");
-    let root = Root::new("reboot", "", &[("a", &a)]);
+    let stubborn = r#"trap 'echo stubborn >> "$OUT/stopped"' TERM
+echo "hello from stubborn"
+while :; do sleep 0.1; done"#;
+    let root = Root::new("reboot", "", &[("a", &a), ("stubborn", stubborn)]);
     let mut unshare = root.start();
     let init = init_pid(unshare.id());
-    wait_for("service a", Duration::from_secs(10), || root.log().contains("a: hello from a"));
+    wait_for("both services", Duration::from_secs(10), || {
+        let log = root.log();
+        log.contains("a: hello from a") && log.contains("stubborn: hello from stubborn")
+    });
+    let asked = Instant::now();
     assert_eq!(unsafe { libc_kill(init as i32, 15) }, 0); // SIGTERM
     let status = wait_exit(&mut unshare, Duration::from_secs(10));
+    let took = asked.elapsed();
+    let log = root.log();
+    println!("reboot with a stubborn service took {took:?}");
     // In a PID namespace, reboot(RESTART) ends init with SIGHUP.
-    assert_eq!(status.signal(), Some(1), "{status:?}\n{}", root.log());
-    assert_eq!(root.read("stopped"), "a\n");
+    assert_eq!(status.signal(), Some(1), "{status:?}\n{log}");
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        log.contains("stubborn: still running after 3 s, killing it"),
+        "{log}"
+    );
+    // stubborn got TERM first (and ignored it), then a got its TERM.
+    assert!(
+        root.read("stopped").starts_with("stubborn\n"),
+        "{}",
+        root.read("stopped")
+    );
+    assert!(log.contains("shutdown: reboot now"), "{log}");
 }
 
 #[test]
 fn refuses_to_run_unless_pid_1() {
-    let out = Command::new(INIT).args(["--root", "/nonexistent"]).output().unwrap();
+    let out = Command::new(INIT)
+        .args(["--root", "/nonexistent"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not PID 1"));
     let help = Command::new(INIT).arg("--help").output().unwrap();
@@ -261,13 +330,30 @@ fn refuses_to_run_unless_pid_1() {
 
 #[test]
 fn links_no_gstreamer_glib_or_libnice() {
-    let out = Command::new("readelf").args(["-d", INIT]).output().expect("readelf (binutils)");
+    let out = Command::new("readelf")
+        .args(["-d", INIT])
+        .output()
+        .expect("readelf (binutils)");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let needed: Vec<&str> = text.lines().filter(|l| l.contains("(NEEDED)")).collect();
-    assert!(!needed.is_empty() || text.contains("no dynamic section"), "{text}");
-    for bad in ["libgst", "libglib", "libgobject", "libgio", "libnice", "libsoup", "libssl"] {
-        assert!(!needed.iter().any(|l| l.contains(bad)), "babymon-init needs {bad}: {needed:?}");
+    assert!(
+        !needed.is_empty() || text.contains("no dynamic section"),
+        "{text}"
+    );
+    for bad in [
+        "libgst",
+        "libglib",
+        "libgobject",
+        "libgio",
+        "libnice",
+        "libsoup",
+        "libssl",
+    ] {
+        assert!(
+            !needed.iter().any(|l| l.contains(bad)),
+            "babymon-init needs {bad}: {needed:?}"
+        );
     }
     println!("babymon-init needs: {needed:?}");
 }
@@ -275,4 +361,43 @@ fn links_no_gstreamer_glib_or_libnice() {
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// PID 1 must not panic: no `unwrap`, `expect`, `panic!`, `unreachable!`,
+/// `todo!` or `unimplemented!` in `src/init` outside its tests.
+#[test]
+fn init_code_has_no_panicking_calls() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/init");
+    let mut found = Vec::new();
+    let mut files = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".rs") || name == "proptests.rs" {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            for bad in [
+                ".unwrap()",
+                ".expect(",
+                "panic!",
+                "unreachable!",
+                "todo!",
+                "unimplemented!",
+            ] {
+                if line.contains(bad) {
+                    found.push(format!("{name}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(files >= 20, "src/init has {files} files");
+    assert!(
+        found.is_empty(),
+        "panicking calls in PID 1 code:\n{}",
+        found.join("\n")
+    );
 }

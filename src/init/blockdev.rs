@@ -13,6 +13,16 @@ use super::run;
 
 pub const BOOT_DEFAULT: &str = "/dev/mmcblk0p1";
 pub const DATA_DEFAULT: &str = "/dev/mmcblk0p3";
+/// Modules the partitions may need, loaded when the kernel has them as
+/// modules (the Pi's kernel has them built in).
+pub const FS_MODULES: [&str; 6] = [
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
+    "nls_iso8859_1",
+    "nls_utf8",
+    "ext4",
+];
 const E2FSCK: &str = "/sbin/e2fsck";
 const MKFS: &str = "/sbin/mkfs.ext4";
 

@@ -36,7 +36,7 @@ pub fn init() {
         .set_time_level(LevelFilter::Off)
         .set_thread_level(LevelFilter::Off)
         .set_location_level(LevelFilter::Off)
-        .set_target_level(LevelFilter::Error)
+        .set_target_level(LevelFilter::Off)
         .build();
     let _ = WriteLogger::init(LevelFilter::Info, config, Writer);
 }
@@ -78,7 +78,6 @@ fn priority(line: &str) -> u8 {
 
 fn emit(s: &mut Sinks, raw: &[u8]) {
     let text = String::from_utf8_lossy(raw);
-    let text = text.replacen("babymon::init::", "", 1);
     let line = format!("babymon-init: {text}\n");
     match s.console.as_mut() {
         Some(c) => {

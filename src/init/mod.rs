@@ -172,6 +172,12 @@ impl Init {
             self.data_mounted = self.at("data").is_dir();
             return Ok(());
         }
+        if let Some(m) = self.modules.as_mut() {
+            // Filesystems and code pages are modules on some kernels (Debian's).
+            for name in blockdev::FS_MODULES {
+                m.load_if_present(name);
+            }
+        }
         let cmdline = std::fs::read_to_string(self.at("proc/cmdline")).unwrap_or_default();
         let devs = blockdev::devices(&cmdline);
         log::info!(
@@ -214,8 +220,10 @@ impl Init {
                 Severity::Unknown => log::warn!("config: {line}"),
             }
         }
-        if self.loaded.config.tunnel.is_set() && self.loaded.guard_failed("tunnel") {
-            log::error!("config: the tunnel stays off until its settings are fixed");
+        for (section, what) in [("tunnel", "the tunnel"), ("wifi", "Wi-Fi")] {
+            if self.loaded.guard_failed(section) && !self.loaded.unreadable {
+                log::error!("config: {what} stays off until [{section}] is fixed");
+            }
         }
     }
 

@@ -88,6 +88,13 @@ impl Modules {
         }
     }
 
+    /// Loads a module only if this kernel has it as a module; quiet if not.
+    pub fn load_if_present(&mut self, name: &str) {
+        if self.deps.contains_key(&normalize(name)) {
+            self.load_module(name);
+        }
+    }
+
     /// Loads one module and what it depends on; each is tried once.
     pub fn load_module(&mut self, name: &str) -> bool {
         let name = normalize(name);

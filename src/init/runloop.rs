@@ -262,8 +262,14 @@ fn start_due(init: &mut Init, lp: &mut Loop, now: Instant) {
                 }
             }
             Err(e) => {
-                log::warn!("{e}");
                 init.sup.start_failed(i, now);
+                let wait = match init.sup.units.get(i).map(|u| u.phase) {
+                    Some(Phase::Backoff { until }) => {
+                        until.saturating_duration_since(now).as_secs()
+                    }
+                    _ => 0,
+                };
+                log::warn!("{e}; trying again in {wait} s");
             }
         }
     }

@@ -17,6 +17,8 @@ use super::{Init, blockdev, run_dir, status};
 
 const SERVICES_GRACE: Duration = Duration::from_secs(3);
 const OTHERS_GRACE: Duration = Duration::from_millis(700);
+/// The least time a service gets between TERM and KILL.
+const LAST_MOMENT: Duration = Duration::from_millis(100);
 const STEP: Duration = Duration::from_millis(20);
 
 /// Waits until `done` or `until`, reaping and keeping the log flowing.
@@ -66,13 +68,14 @@ pub(super) fn shutdown(init: &mut Init, power: Power) -> ! {
             .unwrap_or_default();
         log::info!("{name}: stopping (TERM to its process group)");
         let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-        let gone = wait_until(init, deadline, &|init| {
+        // Once the budget is spent, each still gets a moment before KILL.
+        let until = deadline.max(Instant::now() + LAST_MOMENT);
+        let gone = wait_until(init, until, &|init| {
             init.sup.units.get(i).is_none_or(|u| u.pid() != Some(pid))
         });
         if gone {
             log::info!("{name}: stopped");
         }
-        init.sup.mark_stopped(pid);
     }
     for (i, pid) in init.sup.stop_order() {
         let name = init

@@ -293,14 +293,6 @@ impl Supervisor {
         }
     }
 
-    pub fn mark_stopped(&mut self, pid: i32) {
-        for u in &mut self.units {
-            if u.pid() == Some(pid) {
-                u.phase = Phase::Stopped;
-            }
-        }
-    }
-
     /// The earliest time something is due (a restart, a periodic job).
     pub fn next_due(&self) -> Option<Instant> {
         self.units
@@ -448,8 +440,12 @@ mod tests {
         assert_eq!(order, vec![14, 13, 12, 11, 10]);
         s.stop_all();
         s.exited(12, Exit::Signal(15), now);
-        s.mark_stopped(12);
-        assert_eq!(s.units[2].phase, Phase::Stopped);
+        assert_eq!(
+            s.units[2].phase,
+            Phase::Stopped,
+            "no restart while stopping"
+        );
+        assert!(s.to_start(now + secs(120), true).is_empty());
     }
 
     #[test]
