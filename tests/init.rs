@@ -59,6 +59,9 @@ impl Root {
                 "[[service]]\nname = \"{name}\"\ncommand = [\"/bin/sh\", \"{}\"]\n",
                 script.display()
             ));
+            if *name == "web" {
+                plan.push_str(&format!("probe = \"127.0.0.1:{WEB_PORT}/\"\n"));
+            }
         }
         std::fs::write(dir.join("plan.toml"), plan).unwrap();
         Root { dir }
@@ -157,6 +160,11 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// A service with a health probe: a real HTTP server inside init's own
+/// network namespace, probed over its loopback.
+const WEB_PORT: u16 = 18080;
+const WEB: &str = "exec python3 -m http.server 18080 --bind 127.0.0.1 --directory \"$OUT/svc\"";
+
 const LONG_RUNNING: &str = r#"trap 'echo NAME >> "$OUT/stopped"; exit 0' TERM
 echo "hello from NAME"
 while :; do sleep 0.1; done"#;
@@ -165,7 +173,8 @@ while :; do sleep 0.1; done"#;
 fn supervises_restarts_reaps_and_powers_off_in_order() {
     let a = LONG_RUNNING.replace("NAME", "a");
     let c = LONG_RUNNING.replace("NAME", "c");
-    let hostname = r#"uname -n > "$OUT/hostname""#.to_string()
+    let hostname = r#"uname -n > "$OUT/hostname"; grep SigBlk /proc/self/status > "$OUT/sigblk""#
+        .to_string()
         + "\n"
         + &LONG_RUNNING.replace("NAME", "orphans");
     let orphans =
@@ -180,6 +189,7 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
             ("crash", crash),
             ("orphans", &orphans),
             ("c", &c),
+            ("web", WEB),
         ],
     );
     let mut unshare = root.start();
@@ -207,6 +217,8 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
 
     // The hostname was set in the test's own UTS namespace.
     assert_eq!(root.read("hostname").trim(), "nursery-test");
+    // Services do not inherit init's blocked signals.
+    assert_eq!(root.read("sigblk").trim(), "SigBlk:\t0000000000000000");
     // The orphaned grandchild ran and was reaped: no zombie under init.
     wait_for("the orphan", Duration::from_secs(5), || {
         root.dir.join("orphan-done").exists()
@@ -249,12 +261,35 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
         "{errors:?}"
     );
     assert_eq!(status["leds"], "config-error");
+    // The probed service turns healthy once its probe passes (every 5 s).
+    wait_for("web healthy", Duration::from_secs(8), || {
+        let status = read_status();
+        let services = status["services"].as_array().cloned().unwrap_or_default();
+        services
+            .iter()
+            .any(|s| s["name"] == "web" && s["state"] == "healthy")
+    });
     let crash_state = crash_of(&status);
     assert_eq!(status["services"][0]["name"], "a");
     assert_eq!(status["services"][0]["state"], "running");
     assert_eq!(crash_state["last_exit"], "exit 1");
     // The board LED: trigger off, blinking fast for the config error.
     assert_eq!(root.read("sys/class/leds/ACT/trigger"), "none");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        // A plain file here (sysfs in the device) may be read mid-write.
+        let b = root.read("sys/class/leds/ACT/brightness");
+        if !b.is_empty() {
+            seen.insert(b);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec!["0", "1"],
+        "fast blinking\n{}",
+        root.log()
+    );
 
     // Power off: services stop in reverse order, then reboot(2) ends the
     // namespace's init with SIGINT.
@@ -270,8 +305,14 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
         Some(2),
         "init must end through reboot(2): {status:?}\n{log}"
     );
-    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown took {took:?}\n{log}"
+    );
     assert_eq!(root.read("stopped"), "c\norphans\na\n", "stop order\n{log}");
+    let web = log.find("web: stopping").expect("web stopped");
+    let c_stop = log.find("c: stopping").expect("c stopped");
+    assert!(web < c_stop, "web started last, so it stops first");
     assert!(log.contains("a: hello from a"), "{log}");
     assert!(log.contains("crash: crashing"), "{log}");
     assert!(log.contains("line 4: camera.width: "), "{log}");
