@@ -446,6 +446,15 @@ pub(super) fn prepare_run_dir(init: &Init) {
         let _ = std::os::unix::fs::chown(dir.join("home"), Some(u.uid), Some(u.gid));
         let _ = std::fs::set_permissions(dir.join("home"), std::fs::Permissions::from_mode(0o700));
     }
+    if let (Some(u), true) = (&babymon, init.data_mounted) {
+        // serve keeps its GStreamer registry across boots here.
+        let gst = init.at("data/babymon/gstreamer");
+        let made = std::fs::create_dir_all(&gst)
+            .and_then(|()| std::os::unix::fs::chown(&gst, Some(u.uid), Some(u.gid)));
+        if let Err(e) = made {
+            log::warn!("{}: {e}", gst.display());
+        }
+    }
     let c = &init.loaded.config;
     if c.wifi.is_set() && !init.loaded.guard_failed("wifi") && init.plan.service.is_empty() {
         match services::wpa_conf(c) {
