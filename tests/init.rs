@@ -6,6 +6,8 @@
 //! new UTS namespace only. Mounting FAT and the power key need a kernel
 //! that has them: they are checked in the VM, not here.
 
+use std::fs::Permissions;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,12 +46,19 @@ impl Root {
         for f in ["passwd", "group"] {
             std::fs::copy(overlay.join(f), dir.join("etc").join(f)).unwrap();
         }
+        // Stand-ins for device nodes (devtmpfs is not mounted in a test).
+        std::fs::create_dir_all(dir.join("dev/snd")).unwrap();
+        for node in ["video0", "snd/pcmC0D0c", "mmcblk0"] {
+            std::fs::write(dir.join("dev").join(node), "").unwrap();
+            std::fs::set_permissions(dir.join("dev").join(node), Permissions::from_mode(0o600))
+                .unwrap();
+        }
         std::fs::write(dir.join("sys/class/leds/ACT/trigger"), "mmc0\n").unwrap();
         std::fs::write(dir.join("sys/class/leds/ACT/brightness"), "1\n").unwrap();
         std::fs::write(dir.join("boot/babymon.toml"), config).unwrap();
         let mut plan = String::from(
             "skip = [\"devtmpfs\", \"sysfs\", \"modules\", \"uevents\", \"blockdev\", \"sysctl\",\n\
-             \"cad\", \"devperm\", \"clock\", \"watchdog\", \"input\"]\n",
+             \"cad\", \"clock\", \"watchdog\", \"input\"]\n",
         );
         for (name, body) in services {
             let script = dir.join("svc").join(format!("{name}.sh"));
@@ -217,6 +226,17 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
 
     // The hostname was set in the test's own UTS namespace.
     assert_eq!(root.read("hostname").trim(), "nursery-test");
+    // Camera and sound nodes go to the video and audio groups, 0660.
+    let node = |n: &str| std::fs::metadata(root.dir.join("dev").join(n)).unwrap();
+    let mode = |n: &str| node(n).permissions().mode() & 0o777;
+    assert_eq!(
+        (mode("video0"), mode("snd/pcmC0D0c"), mode("mmcblk0")),
+        (0o660, 0o660, 0o600)
+    );
+    if nix_root() {
+        // Without real root the test's user namespace maps no group 44.
+        assert_eq!((node("video0").gid(), node("snd/pcmC0D0c").gid()), (44, 29));
+    }
     // Services do not inherit init's blocked signals.
     assert_eq!(root.read("sigblk").trim(), "SigBlk:\t0000000000000000");
     // The orphaned grandchild ran and was reaped: no zombie under init.
@@ -355,6 +375,50 @@ while :; do sleep 0.1; done"#;
         root.read("stopped")
     );
     assert!(log.contains("shutdown: reboot now"), "{log}");
+}
+
+#[test]
+fn bad_test_plan_leaves_init_running_in_the_safe_state() {
+    let a = LONG_RUNNING.replace("NAME", "a");
+    let root = Root::new("safe", "", &[("a", &a)]);
+    std::fs::write(root.dir.join("plan.toml"), "skip = [\"nothing-known\"]\n").unwrap();
+    let mut unshare = root.start();
+    let init = init_pid(unshare.id());
+    let status_path = format!(
+        "/proc/{init}/root{}/run/babymon/system.json",
+        root.dir.display()
+    );
+    wait_for(
+        "the failed state in system.json",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&status_path).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            v["leds"] == "failed"
+                && v["config_errors"].as_array().is_some_and(|e| {
+                    e.iter().any(|l| {
+                        l.as_str()
+                            .is_some_and(|l| l.starts_with("boot failed: test plan"))
+                    })
+                })
+        },
+    );
+    let log = root.log();
+    assert!(log.contains("[ERROR] boot failed: test plan"), "{log}");
+    assert!(
+        !log.contains("hello from a"),
+        "no service runs in the safe state\n{log}"
+    );
+    // Nothing that touches the machine ran: not even the fake nodes changed.
+    let mode = std::fs::metadata(root.dir.join("dev/video0"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // It still answers power requests.
+    assert_eq!(unsafe { libc_kill(init as i32, 12) }, 0);
+    let status = wait_exit(&mut unshare, Duration::from_secs(10));
+    assert_eq!(status.signal(), Some(2), "{status:?}\n{}", root.log());
 }
 
 #[test]

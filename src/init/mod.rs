@@ -374,12 +374,19 @@ pub fn main() -> ExitCode {
             log::warn!("test plan {}: a test run, not a device", path.display());
             TestPlan::load(path)
         }
+        None if root != std::path::Path::new("/") => {
+            Err("--root needs --test-plan (the steps that touch the machine must be named)".into())
+        }
         None => Ok(TestPlan::default()),
     };
     let mut init = Init::new(root, TestPlan::default());
     match plan {
         Ok(plan) => init.plan = plan,
-        Err(e) => init.fail(format!("test plan: {e}")),
+        Err(e) => {
+            // A test run whose plan is unknown must not touch the machine.
+            init.plan = TestPlan::everything_off();
+            init.fail(format!("test plan: {e}"));
+        }
     }
     if signals.is_none() {
         init.failed.push("signals could not be blocked".into());
