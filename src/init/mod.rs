@@ -357,6 +357,9 @@ pub fn main() -> ExitCode {
     }
     logsink::init();
     log::info!("babymon-init {} starting", env!("CARGO_PKG_VERSION"));
+    if !opts.ignored.is_empty() {
+        log::info!("kernel arguments ignored: {}", opts.ignored.join(" "));
+    }
     let mut signals = match signals::block() {
         Ok(fd) => Some(fd),
         Err(e) => {
