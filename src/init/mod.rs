@@ -20,6 +20,7 @@ mod logsink;
 mod modules;
 mod mounts;
 mod run;
+mod runfiles;
 mod runloop;
 mod services;
 mod shutdown;
@@ -307,7 +308,7 @@ impl Init {
             };
             services::plan(&self.loaded, &machine)
         };
-        runloop::prepare_run_dir(self);
+        runfiles::prepare_run_dir(self);
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         log::info!("boot: services in start order: {}", names.join(", "));
         self.sup = Supervisor::new(
