@@ -208,7 +208,9 @@ impl Inner {
         let offer = sdp::drop_mdns_candidates(offer);
         // What GStreamer's own parser refuses is not a usable offer either.
         if let Err(e) = gstreamer_sdp::SDPMessage::parse_buffer(offer.as_bytes()) {
-            return Err(OfferError::NotSdp(format!("GStreamer cannot parse it: {e}")));
+            return Err(OfferError::NotSdp(format!(
+                "GStreamer cannot parse it: {e}"
+            )));
         }
         let (mut branch, plan, video_tee, audio_tee, generation) = {
             let mut st = self.lock();

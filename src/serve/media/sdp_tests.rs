@@ -233,5 +233,8 @@ fn ssrc_lines_are_dropped_from_the_answer() {
                   a=ssrc:1353408816 cname:x\r\na=rtpmap:108 H264/90000\r\n";
     let out = without_ssrc_lines(answer);
     assert!(!out.contains("a=ssrc"), "{out}");
-    assert!(out.contains("a=mid:0\r\na=rtpmap:108 H264/90000\r\n"), "{out}");
+    assert!(
+        out.contains("a=mid:0\r\na=rtpmap:108 H264/90000\r\n"),
+        "{out}"
+    );
 }
