@@ -5,4 +5,5 @@
 //! GLib or anything else PID 1 must not depend on.
 
 pub mod config;
+pub mod init;
 pub mod statefile;

@@ -1,1 +1,5 @@
-fn main() {}
+//! `babymon-init`: the device's PID 1. Everything is in `babymon::init`.
+
+fn main() -> std::process::ExitCode {
+    babymon::init::main()
+}

@@ -1,0 +1,403 @@
+//! `babymon-init` as PID 1 of new PID, mount, UTS and network namespaces
+//! (`unshare --pid --mount --uts --net --fork`, with `--map-root-user` when
+//! not root), on a test root with small shell services. A test plan turns
+//! off every step that would touch the host (clock, sysctls, watchdog,
+//! modules, block devices, device nodes); the hostname is set inside the
+//! new UTS namespace only. Mounting FAT and the power key need a kernel
+//! that has them: they are checked in the VM, not here.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INIT: &str = env!("CARGO_BIN_EXE_babymon-init");
+
+struct Root {
+    dir: PathBuf,
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Root {
+    fn new(name: &str, config: &str, services: &[(&str, &str)]) -> Root {
+        let dir = std::env::temp_dir().join(format!("babymon-init-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in [
+            "proc",
+            "sys/class/leds/ACT",
+            "dev",
+            "run",
+            "tmp",
+            "boot",
+            "data",
+            "etc",
+            "svc",
+        ] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlay/etc");
+        for f in ["passwd", "group"] {
+            std::fs::copy(overlay.join(f), dir.join("etc").join(f)).unwrap();
+        }
+        std::fs::write(dir.join("sys/class/leds/ACT/trigger"), "mmc0\n").unwrap();
+        std::fs::write(dir.join("sys/class/leds/ACT/brightness"), "1\n").unwrap();
+        std::fs::write(dir.join("boot/babymon.toml"), config).unwrap();
+        let mut plan = String::from(
+            "skip = [\"devtmpfs\", \"sysfs\", \"modules\", \"uevents\", \"blockdev\", \"sysctl\",\n\
+             \"cad\", \"devperm\", \"clock\", \"watchdog\", \"input\"]\n",
+        );
+        for (name, body) in services {
+            let script = dir.join("svc").join(format!("{name}.sh"));
+            let text = format!("set -u\nexport OUT={}\n{body}\n", dir.display());
+            std::fs::write(&script, text).unwrap();
+            plan.push_str(&format!(
+                "[[service]]\nname = \"{name}\"\ncommand = [\"/bin/sh\", \"{}\"]\n",
+                script.display()
+            ));
+        }
+        std::fs::write(dir.join("plan.toml"), plan).unwrap();
+        Root { dir }
+    }
+
+    fn start(&self) -> Child {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--mount", "--uts", "--net", "--fork"]);
+        if !nix_root() {
+            cmd.arg("--map-root-user");
+        }
+        cmd.arg(INIT)
+            .arg("--root")
+            .arg(&self.dir)
+            .arg("--test-plan")
+            .arg(self.dir.join("plan.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("init.log")).unwrap());
+        cmd.spawn().expect("unshare (util-linux) must be installed")
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        self.read("init.log")
+    }
+}
+
+fn nix_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        .unwrap_or(false)
+}
+
+/// The host pid of init: the child of the unshare process.
+fn init_pid(unshare: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let kids = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = kids.split_whitespace().next().and_then(|p| p.parse().ok()) {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("unshare {unshare} started no child");
+}
+
+/// Processes whose parent is `parent`, with their state letter.
+fn children(parent: u32) -> Vec<(u32, char)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // pid (comm) S ppid ...
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut f = after.split_whitespace();
+        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: u32 = f.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent {
+            out.push((pid, state));
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("init did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const LONG_RUNNING: &str = r#"trap 'echo NAME >> "$OUT/stopped"; exit 0' TERM
+echo "hello from NAME"
+while :; do sleep 0.1; done"#;
+
+#[test]
+fn supervises_restarts_reaps_and_powers_off_in_order() {
+    let a = LONG_RUNNING.replace("NAME", "a");
+    let c = LONG_RUNNING.replace("NAME", "c");
+    let hostname = r#"uname -n > "$OUT/hostname""#.to_string()
+        + "\n"
+        + &LONG_RUNNING.replace("NAME", "orphans");
+    let orphans =
+        format!("( setsid sh -c 'sleep 0.3; echo done > \"$OUT/orphan-done\"' & )\n{hostname}");
+    let crash = r#"date +%s.%N >> "$OUT/crash-times"; echo "crashing"; exit 1"#;
+    let config = "[system]\nhostname = \"nursery-test\"\n[camera]\nwidth = \"wide\"\n";
+    let root = Root::new(
+        "main",
+        config,
+        &[
+            ("a", &a),
+            ("crash", crash),
+            ("orphans", &orphans),
+            ("c", &c),
+        ],
+    );
+    let mut unshare = root.start();
+    let init = init_pid(unshare.id());
+
+    // Restarts with growing delays: 1 s, 2 s, 4 s.
+    wait_for("four crashes", Duration::from_secs(20), || {
+        root.read("crash-times").lines().count() >= 4
+    });
+    let times: Vec<f64> = root
+        .read("crash-times")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("restart gaps: {gaps:?}");
+    // Lower bounds are exact; upper bounds leave room for a busy machine.
+    for (gap, want) in gaps.iter().zip([1.0, 2.0, 4.0]) {
+        assert!(*gap >= want - 0.05 && *gap < want + 1.5, "gaps {gaps:?}");
+    }
+    assert!(
+        gaps[0] < gaps[1] && gaps[1] < gaps[2],
+        "growing delays {gaps:?}"
+    );
+
+    // The hostname was set in the test's own UTS namespace.
+    assert_eq!(root.read("hostname").trim(), "nursery-test");
+    // The orphaned grandchild ran and was reaped: no zombie under init.
+    wait_for("the orphan", Duration::from_secs(5), || {
+        root.dir.join("orphan-done").exists()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let zombies: Vec<_> = children(init)
+        .into_iter()
+        .filter(|(_, s)| *s == 'Z')
+        .collect();
+    assert!(zombies.is_empty(), "zombies under init: {zombies:?}");
+
+    // system.json lives on init's own /run: read it through its root.
+    let status_path = format!(
+        "/proc/{init}/root{}/run/babymon/system.json",
+        root.dir.display()
+    );
+    let read_status = || -> serde_json::Value {
+        let text = std::fs::read_to_string(&status_path).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or_default()
+    };
+    let crash_of = |status: &serde_json::Value| -> serde_json::Value {
+        let services = status["services"].as_array().cloned().unwrap_or_default();
+        services
+            .into_iter()
+            .find(|s| s["name"] == "crash")
+            .unwrap_or_default()
+    };
+    // It is written every 2 s.
+    wait_for(
+        "system.json with three restarts",
+        Duration::from_secs(5),
+        || crash_of(&read_status())["restarts"].as_u64() >= Some(3),
+    );
+    let status = read_status();
+    let errors = status["config_errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("line 4: camera.width: ")),
+        "{errors:?}"
+    );
+    assert_eq!(status["leds"], "config-error");
+    let crash_state = crash_of(&status);
+    assert_eq!(status["services"][0]["name"], "a");
+    assert_eq!(status["services"][0]["state"], "running");
+    assert_eq!(crash_state["last_exit"], "exit 1");
+    // The board LED: trigger off, blinking fast for the config error.
+    assert_eq!(root.read("sys/class/leds/ACT/trigger"), "none");
+
+    // Power off: services stop in reverse order, then reboot(2) ends the
+    // namespace's init with SIGINT.
+    let asked = Instant::now();
+    let rc = unsafe { libc_kill(init as i32, 12) }; // SIGUSR2
+    assert_eq!(rc, 0);
+    let status = wait_exit(&mut unshare, Duration::from_secs(10));
+    let took = asked.elapsed();
+    println!("power off took {took:?}; unshare ended with {status:?}");
+    let log = root.log();
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "init must end through reboot(2): {status:?}\n{log}"
+    );
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert_eq!(root.read("stopped"), "c\norphans\na\n", "stop order\n{log}");
+    assert!(log.contains("a: hello from a"), "{log}");
+    assert!(log.contains("crash: crashing"), "{log}");
+    assert!(log.contains("line 4: camera.width: "), "{log}");
+    assert!(log.contains("shutdown: power off now"), "{log}");
+}
+
+#[test]
+fn sigterm_reboots_and_kills_a_service_that_ignores_term() {
+    let a = LONG_RUNNING.replace("NAME", "a");
+    let stubborn = r#"trap 'echo stubborn >> "$OUT/stopped"' TERM
+echo "hello from stubborn"
+while :; do sleep 0.1; done"#;
+    let root = Root::new("reboot", "", &[("a", &a), ("stubborn", stubborn)]);
+    let mut unshare = root.start();
+    let init = init_pid(unshare.id());
+    wait_for("both services", Duration::from_secs(10), || {
+        let log = root.log();
+        log.contains("a: hello from a") && log.contains("stubborn: hello from stubborn")
+    });
+    let asked = Instant::now();
+    assert_eq!(unsafe { libc_kill(init as i32, 15) }, 0); // SIGTERM
+    let status = wait_exit(&mut unshare, Duration::from_secs(10));
+    let took = asked.elapsed();
+    let log = root.log();
+    println!("reboot with a stubborn service took {took:?}");
+    // In a PID namespace, reboot(RESTART) ends init with SIGHUP.
+    assert_eq!(status.signal(), Some(1), "{status:?}\n{log}");
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        log.contains("stubborn: still running after 3 s, killing it"),
+        "{log}"
+    );
+    // stubborn got TERM first (and ignored it), then a got its TERM.
+    assert!(
+        root.read("stopped").starts_with("stubborn\n"),
+        "{}",
+        root.read("stopped")
+    );
+    assert!(log.contains("shutdown: reboot now"), "{log}");
+}
+
+#[test]
+fn refuses_to_run_unless_pid_1() {
+    let out = Command::new(INIT)
+        .args(["--root", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not PID 1"));
+    let help = Command::new(INIT).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--test-plan FILE"));
+}
+
+#[test]
+fn links_no_gstreamer_glib_or_libnice() {
+    let out = Command::new("readelf")
+        .args(["-d", INIT])
+        .output()
+        .expect("readelf (binutils)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = text.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        !needed.is_empty() || text.contains("no dynamic section"),
+        "{text}"
+    );
+    for bad in [
+        "libgst",
+        "libglib",
+        "libgobject",
+        "libgio",
+        "libnice",
+        "libsoup",
+        "libssl",
+    ] {
+        assert!(
+            !needed.iter().any(|l| l.contains(bad)),
+            "babymon-init needs {bad}: {needed:?}"
+        );
+    }
+    println!("babymon-init needs: {needed:?}");
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// PID 1 must not panic: no `unwrap`, `expect`, `panic!`, `unreachable!`,
+/// `todo!` or `unimplemented!` in `src/init` outside its tests.
+#[test]
+fn init_code_has_no_panicking_calls() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/init");
+    let mut found = Vec::new();
+    let mut files = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".rs") || name == "proptests.rs" {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            for bad in [
+                ".unwrap()",
+                ".expect(",
+                "panic!",
+                "unreachable!",
+                "todo!",
+                "unimplemented!",
+            ] {
+                if line.contains(bad) {
+                    found.push(format!("{name}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(files >= 20, "src/init has {files} files");
+    assert!(
+        found.is_empty(),
+        "panicking calls in PID 1 code:\n{}",
+        found.join("\n")
+    );
+}
