@@ -274,7 +274,9 @@ fn every_file_a_script_names_exists() {
     let mut checked = 0;
     for script in &scripts {
         let text = fs::read_to_string(script).unwrap();
-        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || "/._-$".contains(c))) {
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || "/._-$".contains(c)));
+        // A path at the end of a sentence keeps no full stop.
+        for word in words.map(|w| w.trim_end_matches('.')) {
             let target = if let Some(rest) = word.strip_prefix("$board_dir/") {
                 root().join("buildroot/board/common").join(rest)
             } else if let Some(rest) = word.strip_prefix("$TARGET_DIR/") {
