@@ -241,7 +241,8 @@ async function soak(browser, seconds) {
   const t0 = Date.now();
   let prev = 0;
   let stalls = 0;
-  console.log('# minute  frames   fps  rtt_ms  lost  udp_flows_opened  idle_drops  path/transport');
+  console.log('# minute  frames   fps  rtt_ms  lost  udp_flows_opened  idle_drops  ' +
+    'longest_phone_silence_s  path/transport');
   for (let minute = 1; (Date.now() - t0) / 1000 < seconds; minute++) {
     await sleep(Math.min(60000, t0 + seconds * 1000 - Date.now()));
     const s = await v.stats();
@@ -251,7 +252,8 @@ async function soak(browser, seconds) {
     console.log(`# ${String(minute).padStart(6)}  ${String(s.total).padStart(6)}  ` +
       `${String(s.live?.fps ?? 0).padStart(4)}  ${String(s.live?.rtt != null ? Math.round(s.live.rtt * 1000) : '-').padStart(6)}  ` +
       `${String(s.live?.lost ?? '-').padStart(4)}  ${String(r.udp_flows_opened).padStart(16)}  ` +
-      `${String(r.udp_flows_idle_dropped).padStart(10)}  ${viewer ? `${viewer.path}/${viewer.transport}` : '?'}`);
+      `${String(r.udp_flows_idle_dropped).padStart(10)}  ` +
+      `${String(r.udp_longest_phone_silence_s).padStart(23)}  ${viewer ? `${viewer.path}/${viewer.transport}` : '?'}`);
     prev = s.total;
   }
   const s = await v.stats();

@@ -97,7 +97,8 @@ class Stats(dict):
         super().__init__(
             udp_flows_opened=0, udp_flows_idle_dropped=0, udp_packets_to_pi=0,
             udp_packets_to_phone=0, udp_packets_lost=0, udp_packets_refused=0,
-            tcp_connections=0, tcp_refused=0, tcp_bytes_to_pi=0, tcp_bytes_to_phone=0)
+            tcp_connections=0, tcp_refused=0, tcp_bytes_to_pi=0, tcp_bytes_to_phone=0,
+            udp_longest_phone_silence_s=0.0)
 
     def add(self, key, n=1):
         self[key] += n
@@ -128,7 +129,11 @@ class UdpFlow(asyncio.DatagramProtocol):
         relay.later(self.port_proto.send_to_phone, data, self.phone)
 
     def send_to_pi(self, data):
-        self.last = self.last_from_phone = time.monotonic()
+        now = time.monotonic()
+        stats = self.relay.stats
+        stats["udp_longest_phone_silence_s"] = max(
+            stats["udp_longest_phone_silence_s"], round(now - self.last_from_phone, 3))
+        self.last = self.last_from_phone = now
         if self.relay.lost():
             self.relay.stats.add("udp_packets_lost")
             return

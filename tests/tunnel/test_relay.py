@@ -104,8 +104,11 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(data, "ping")
         self.assertEqual(seen.split(":")[0], PI, "the Pi saw the phone's address, not its own")
         # The same phone port keeps the same flow, so the same origin port.
+        time.sleep(0.3)
         self.assertEqual(self.udp_ask().split()[1], seen)
-        self.assertEqual(self.control("stats")["udp_flows_opened"], 1)
+        stats = self.control("stats")
+        self.assertEqual(stats["udp_flows_opened"], 1)
+        self.assertGreaterEqual(stats["udp_longest_phone_silence_s"], 0.3)
 
     def test_tcp_is_re_originated_from_the_pi_address(self):
         self.start_relay()
