@@ -11,6 +11,7 @@
 
 import { chromium } from 'playwright-core';
 import net from 'node:net';
+import { phonePage, counters } from './lib.mjs';
 
 const [mode, url, control, soakArg] = process.argv.slice(2);
 if (!['checks', 'soak'].includes(mode) || !url || !control) {
@@ -109,7 +110,7 @@ class Viewer {
   }
 
   static async open(browser) {
-    const page = await browser.newPage();
+    const page = await phonePage(browser);
     await page.addInitScript(hook);
     const v = new Viewer(page);
     await page.goto(url, { waitUntil: 'load', timeout: 30000 });
@@ -141,8 +142,9 @@ class Viewer {
     return s;
   }
 
-  // This viewer's entry in /api/status (viewers.list), found by the id in
-  // the session URL the page was given, else the newest connected viewer.
+  // This viewer's entry in /api/status (viewers.list), found by the session
+  // id the page holds (window.babymon.session) or, failing that, in the
+  // session URL the page was given.
   async serverView() {
     const st = await this.page.evaluate(async () => {
       const r = await fetch('/api/status', { cache: 'no-store' });
@@ -150,23 +152,28 @@ class Viewer {
     });
     const list = st?.viewers?.list;
     if (!Array.isArray(list)) return { status: st, viewer: null };
-    const last = this.sessions[this.sessions.length - 1] || '';
-    let viewer = list.find((v) => v.id && last.includes(v.id));
-    if (!viewer) {
-      const connected = list.filter((v) => v.state === 'connected');
-      connected.sort((a, b) => a.since_s - b.since_s);
-      viewer = connected[0] || null;
-    }
+    const session = (await counters(this.page))?.session || '';
+    const url = this.sessions[this.sessions.length - 1] || '';
+    const viewer = list.find((v) => v.id && (session.startsWith(v.id) || url.includes(v.id))) || null;
     return { status: st, viewer };
   }
 
-  // What the page itself shows about the path, for the record.
-  async pageText() {
-    return (await this.page.evaluate(() => document.body.innerText)).replace(/\s+/g, ' ').trim();
+  // The page's own counters (window.babymon).
+  counters() {
+    return counters(this.page);
+  }
+
+  // What the page's status panel says, one line.
+  async panelText() {
+    const open = await this.page.evaluate(() => !document.getElementById('panel')?.hidden);
+    if (!open) await this.page.click('#info').catch(() => {});
+    await sleep(1500);
+    return (await this.page.evaluate(() => document.getElementById('facts')?.innerText || ''))
+      .replace(/\s+/g, ' ').trim();
   }
 
   close() {
-    return this.page.close();
+    return this.page.context().close();
   }
 }
 
@@ -181,8 +188,12 @@ async function decodesOver(browser, label, proto) {
     viewer ? `path "${viewer.path}"` : `no viewer in ${JSON.stringify(status).slice(0, 200)}`);
   check(viewer?.transport === proto, `${label}: /api/status shows transport "${proto}"`,
     viewer ? `transport "${viewer.transport}"` : 'no viewer');
-  const text = await v.pageText();
-  check(/tunnel/i.test(text), `${label}: the page shows the path "tunnel"`, text.slice(0, 160));
+  const c = await v.counters();
+  check(c?.path === 'tunnel' && c?.transport === proto,
+    `${label}: the page knows it is on "tunnel, ${proto}"`, `window.babymon: ${c?.path}, ${c?.transport}`);
+  const text = await v.panelText();
+  check(text.includes(`tunnel, ${proto}`), `${label}: the page's status panel shows "tunnel, ${proto}"`,
+    text.slice(0, 120));
   return v;
 }
 
@@ -207,7 +218,11 @@ async function checks(browser) {
   console.log(`# lossy: round trip ${s.live?.rtt != null ? Math.round(s.live.rtt * 1000) : '?'} ms, ` +
     `${s.live?.fps ?? '?'} frames/s, ${s.live?.lost ?? '?'} packets lost (page); ` +
     `relay dropped ${r.udp_packets_lost} of ${r.udp_packets_to_pi + r.udp_packets_to_phone + r.udp_packets_lost}`);
-  console.log(`# lossy: page says: ${(await v.pageText()).slice(0, 200)}`);
+  const pc = await v.counters();
+  const shown = ['rttMs', 'fps', 'packetsLost'].filter((k) => pc && k in pc);
+  console.log(`# lossy: the page's counters: ${shown.length
+    ? shown.map((k) => `${k} ${pc[k]}`).join(', ')
+    : 'none for round trip, fps or loss (window.babymon has ' + Object.keys(pc || {}).join(' ') + ')'}`);
   check(s.live?.rtt >= 0.3, 'lossy: the page measures the added round trip', `${s.live?.rtt} s`);
   await v.close();
   await relay('delay 0');
@@ -217,6 +232,7 @@ async function checks(browser) {
   s = await v.framesPast(0, 60, 30000);
   await v.page.evaluate(() => { window.__sameDocument = true; });
   const navBefore = v.navigations;
+  const sessionsBefore = (await v.counters())?.sessions ?? 0;
   await relay('stop');
   const atStop = (await v.stats()).total;
   await sleep(10000);
@@ -231,8 +247,10 @@ async function checks(browser) {
     `${s.total - atStart} frames, ${(back / 1000).toFixed(1)} s after the restart`);
   const same = await v.page.evaluate(() => window.__sameDocument === true);
   check(same && v.navigations === navBefore, 'outage: without a reload');
-  console.log(`# outage: back ${(back / 1000).toFixed(1)} s after the restart, ` +
-    `${v.best.size} peer connection(s) over the page's life`);
+  const after = await v.counters();
+  console.log(`# outage: back ${(back / 1000).toFixed(1)} s after the restart; the page made ` +
+    `${(after?.sessions ?? 0) - sessionsBefore} new session(s), ${v.best.size} peer connection(s) in all, ` +
+    `now "${after?.state}" on ${after?.path}, ${after?.transport}`);
   await v.close();
 }
 
