@@ -2,6 +2,21 @@
 //! and a `webrtcbin` per viewer. This module owns GStreamer; the HTTP side
 //! talks to it only through [`Media`].
 
+mod audio;
+mod branch;
+mod camera;
+mod encoder;
+mod engine;
+mod format;
+mod keyframe;
+mod pipeline;
+mod sdp;
+mod sessions;
+mod source;
+mod supervisor;
+
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use babymon::config::Config;
@@ -79,7 +94,9 @@ pub struct Answer {
 pub enum OfferError {
     #[error("not an SDP offer: {0}")]
     NotSdp(String),
-    #[error("the offer has no H.264 video that babymon can send (constrained baseline, packetization-mode 1)")]
+    #[error(
+        "the offer has no H.264 video that babymon can send (constrained baseline, packetization-mode 1)"
+    )]
     NoH264,
     #[error("the offer has no Opus audio")]
     NoOpus,
@@ -112,44 +129,53 @@ pub enum MediaError {
 /// A handle on the running media side; cheap to clone, shared by all HTTP
 /// handlers.
 #[derive(Clone)]
-pub struct Media {}
+pub struct Media {
+    inner: Arc<engine::Inner>,
+}
 
 impl Media {
     /// Probes camera, microphone and encoder, builds the shared pipeline and
     /// sets it playing. Camera loss later is handled inside: the pipeline is
     /// rebuilt on the next source found.
     pub fn start(config: &Config) -> Result<Media, MediaError> {
-        let _ = config;
-        Err(MediaError::Init("not built yet".into()))
+        engine::Inner::start(config).map(|inner| Media { inner })
     }
 
     pub fn status(&self) -> MediaStatus {
-        MediaStatus::default()
+        self.inner.status()
     }
 
     pub fn viewers(&self) -> Vec<ViewerInfo> {
-        Vec::new()
+        self.inner.viewers()
     }
 
     /// Answers a WHEP offer: checks it, adds a viewer branch, gathers ICE
     /// (host and passive TCP candidates) and returns the complete answer.
     pub async fn answer(&self, offer: String) -> Result<Answer, OfferError> {
-        let _ = offer;
-        Err(OfferError::NotReady("not built yet".into()))
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.answer(&offer))
+            .await
+            .unwrap_or_else(|e| {
+                Err(OfferError::Internal {
+                    id: "-".into(),
+                    reason: format!("answer task: {e}"),
+                })
+            })
     }
 
     /// Adds the viewer's late candidates from an
     /// `application/trickle-ice-sdpfrag` body.
     pub fn add_candidates(&self, id: &str, sdpfrag: &str) -> Result<(), SessionError> {
-        let _ = sdpfrag;
-        Err(SessionError::NotFound(id.into()))
+        self.inner.add_candidates(id, sdpfrag)
     }
 
     /// Ends a session and frees its place.
     pub fn end(&self, id: &str) -> Result<(), SessionError> {
-        Err(SessionError::NotFound(id.into()))
+        self.inner.end(id, "ended by the viewer")
     }
 
     /// Stops every session and sets the pipeline to `Null`.
-    pub fn shutdown(&self) {}
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
 }
