@@ -67,7 +67,8 @@ const hook = () => {
 const readStats = async () => {
   const out = [];
   for (const [i, pc] of window.__pcs.entries()) {
-    const s = { i, state: pc.connectionState, frames: 0, fps: 0, lost: 0, rtt: null, proto: null };
+    const s = { i, state: pc.connectionState, frames: 0, fps: 0, lost: 0, rtt: null, proto: null,
+      nacks: 0, plis: 0, freezes: 0 };
     if (pc.connectionState !== 'closed') {
       const report = await pc.getStats();
       const byId = new Map();
@@ -77,6 +78,9 @@ const readStats = async () => {
           s.frames = r.framesDecoded || 0;
           s.fps = r.framesPerSecond || 0;
           s.lost = r.packetsLost || 0;
+          s.nacks = r.nackCount || 0;
+          s.plis = r.pliCount || 0;
+          s.freezes = r.freezeCount || 0;
         }
         if (r.type === 'transport' && r.selectedCandidatePairId) {
           const pair = byId.get(r.selectedCandidatePairId);
@@ -188,7 +192,13 @@ async function decodesOver(browser, label, proto) {
     viewer ? `path "${viewer.path}"` : `no viewer in ${JSON.stringify(status).slice(0, 200)}`);
   check(viewer?.transport === proto, `${label}: /api/status shows transport "${proto}"`,
     viewer ? `transport "${viewer.transport}"` : 'no viewer');
-  const c = await v.counters();
+  // The page learns its path from /api/status, which it reads every 5 s.
+  let c;
+  for (let t = 0; t < 40; t++) {
+    c = await v.counters();
+    if (c?.path && c?.transport) break;
+    await sleep(250);
+  }
   check(c?.path === 'tunnel' && c?.transport === proto,
     `${label}: the page knows it is on "tunnel, ${proto}"`, `window.babymon: ${c?.path}, ${c?.transport}`);
   const text = await v.panelText();
@@ -212,12 +222,23 @@ async function checks(browser) {
   v = await Viewer.open(browser);
   let s = await v.framesPast(0, 60, 45000);
   check(s.total >= 60, 'lossy (150 ms each way, 2 % loss): frames decode', `${s.total} frames`);
-  await sleep(10000);
-  s = await v.stats();
+  const r0 = await relay('stats');
+  const from = s.total;
+  const window = 20;
+  for (let i = 0; i < window; i += 5) {
+    await sleep(5000);
+    s = await v.stats();
+    const l = s.live;
+    console.log(`# lossy: ${i + 5} s: ${s.total - from} frames decoded, ${l?.fps ?? '?'} frames/s, ` +
+      `round trip ${l?.rtt != null ? Math.round(l.rtt * 1000) : '?'} ms, ${l?.lost ?? '?'} packets lost, ` +
+      `${l?.nacks ?? '?'} NACKs, ${l?.plis ?? '?'} PLIs, ${l?.freezes ?? '?'} freezes`);
+  }
   const r = await relay('stats');
-  console.log(`# lossy: round trip ${s.live?.rtt != null ? Math.round(s.live.rtt * 1000) : '?'} ms, ` +
-    `${s.live?.fps ?? '?'} frames/s, ${s.live?.lost ?? '?'} packets lost (page); ` +
-    `relay dropped ${r.udp_packets_lost} of ${r.udp_packets_to_pi + r.udp_packets_to_phone + r.udp_packets_lost}`);
+  const carried = (x) => x.udp_packets_to_pi + x.udp_packets_to_phone + x.udp_packets_lost;
+  console.log(`# lossy: the relay dropped ${r.udp_packets_lost - r0.udp_packets_lost} of ` +
+    `${carried(r) - carried(r0)} UDP packets in those ${window} s`);
+  check(s.total - from >= 60, `lossy: frames keep decoding over ${window} s`,
+    `${s.total - from} frames, ${((s.total - from) / window).toFixed(1)} frames/s on average`);
   const pc = await v.counters();
   const shown = ['rttMs', 'fps', 'packetsLost'].filter((k) => pc && k in pc);
   console.log(`# lossy: the page's counters: ${shown.length
