@@ -387,7 +387,7 @@ pub(super) fn system_state(init: &Init, state: leds::State, now: Instant) -> Sys
     SystemState {
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: now.saturating_duration_since(init.started).as_secs(),
-        services: status::services(&init.sup),
+        services: status::services(&init.sup, &init.not_available),
         leds: state.name().into(),
         tunnel: tunnel.into(),
         wifi,
