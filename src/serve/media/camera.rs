@@ -107,6 +107,19 @@ pub fn present(path: &str) -> bool {
             .is_some_and(|f| ioctl::querycap::<Capability>(&f).is_ok())
 }
 
+/// How many of this process's file descriptors are open on `path` (also
+/// when the node has since vanished: the kernel then shows it "(deleted)").
+pub fn fds_open_on(path: &str) -> usize {
+    let deleted = format!("{path} (deleted)");
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|t| t.as_os_str() == path || t.as_os_str() == deleted.as_str())
+        .count()
+}
+
 /// The MJPEG and YUYV modes of a capture node. Stepwise sizes and rates are
 /// turned into the one closest to what is asked.
 fn modes(file: &File, width: u32, height: u32, fps: u32) -> Vec<Mode> {

@@ -230,8 +230,26 @@ fn restart(inner: &Inner, reason: &str) {
         log::info!("session {id}: ended (pipeline restart)");
     }
     drop(spare);
+    let device = inner.lock().camera_device.clone();
     if let Some(mut shared) = shared {
+        // Null closes the camera; dropping the last reference frees its
+        // buffers, which keep the device (and its kernel module) in use.
         shared.stop();
+        let weak = shared.pipeline.downgrade();
+        drop(shared);
+        if weak.upgrade().is_some() {
+            log::warn!("pipeline: the old pipeline is still referenced after it stopped");
+        }
+    }
+    if let Some(device) = device {
+        let open = camera::fds_open_on(&device);
+        if open > 0 {
+            // FIXME: only a camera removed in the VM (vivid's Disconnect)
+            // shows whether GStreamer lets go of every descriptor.
+            log::error!(
+                "camera {device}: {open} file descriptors still open after the pipeline stopped"
+            );
+        }
     }
     let mut st = inner.lock();
     if st.stopped {

@@ -60,6 +60,13 @@ fn an_error_from_the_camera_rebuilds_the_pipeline() {
         "the old pipeline is set to Null"
     );
     assert_eq!(media.status().source.kind, "test");
+    // Dropped too: once the test lets go of its own references, nothing in
+    // serve keeps the failed pipeline (and its device) alive.
+    let weak = old.downgrade();
+    drop((old, camera));
+    wait_for("the old pipeline dropped", Duration::from_secs(5), || {
+        weak.upgrade().is_none()
+    });
 
     media.shutdown();
     assert!(!media.status().playing);
@@ -69,4 +76,26 @@ fn an_error_from_the_camera_rebuilds_the_pipeline() {
             .answer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"),
         Err(OfferError::NotReady(_))
     ));
+}
+
+#[test]
+fn probing_a_device_leaves_no_file_descriptor_open() {
+    let path = std::env::temp_dir().join(format!("babymon-fd-{}", std::process::id()));
+    std::fs::write(&path, "not a video device").unwrap();
+    let p = path.to_str().unwrap();
+    assert_eq!(camera::fds_open_on(p), 0);
+    let held = std::fs::File::open(&path).unwrap();
+    assert_eq!(camera::fds_open_on(p), 1, "an open file is counted");
+    drop(held);
+    let before = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    for _ in 0..20 {
+        assert!(!camera::present(p), "a plain file is no camera");
+        let _ = camera::scan(320, 240, 15);
+    }
+    assert_eq!(camera::fds_open_on(p), 0, "present() closes what it opens");
+    let after = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    // Other tests' threads may open files meanwhile: allow a little, but
+    // 20 rounds of leaks would be far more.
+    assert!(after <= before + 3, "fds {before} -> {after}");
+    std::fs::remove_file(&path).unwrap();
 }
