@@ -107,17 +107,41 @@ pub fn present(path: &str) -> bool {
             .is_some_and(|f| ioctl::querycap::<Capability>(&f).is_ok())
 }
 
-/// How many of this process's file descriptors are open on `path` (also
-/// when the node has since vanished: the kernel then shows it "(deleted)").
-pub fn fds_open_on(path: &str) -> usize {
+/// What of this process still holds a device node: open descriptors and
+/// memory mappings (captured frames mapped from the driver). Either keeps
+/// the driver's module in use, so `modprobe -r` fails with EAGAIN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    pub fds: usize,
+    pub maps: usize,
+}
+
+impl Held {
+    pub fn is_free(&self) -> bool {
+        self.fds == 0 && self.maps == 0
+    }
+}
+
+/// Counts this process's descriptors and mappings on `path` (also after the
+/// node vanished: the kernel then names it "PATH (deleted)").
+pub fn held(path: &str) -> Held {
     let deleted = format!("{path} (deleted)");
-    std::fs::read_dir("/proc/self/fd")
+    let is_it = |t: &str| t == path || t == deleted;
+    let fds = std::fs::read_dir("/proc/self/fd")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter(|t| t.as_os_str() == path || t.as_os_str() == deleted.as_str())
-        .count()
+        .filter(|t| t.to_str().is_some_and(is_it))
+        .count();
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .unwrap_or_default()
+        .lines()
+        // address perms offset dev inode path: the path is the rest.
+        .filter_map(|l| l.splitn(6, ' ').nth(5).map(str::trim_start))
+        .filter(|t| is_it(t))
+        .count();
+    Held { fds, maps }
 }
 
 /// The MJPEG and YUYV modes of a capture node. Stepwise sizes and rates are

@@ -242,14 +242,7 @@ fn restart(inner: &Inner, reason: &str) {
         }
     }
     if let Some(device) = device {
-        let open = camera::fds_open_on(&device);
-        if open > 0 {
-            // FIXME: only a camera removed in the VM (vivid's Disconnect)
-            // shows whether GStreamer lets go of every descriptor.
-            log::error!(
-                "camera {device}: {open} file descriptors still open after the pipeline stopped"
-            );
-        }
+        release_or_exit(&device);
     }
     let mut st = inner.lock();
     if st.stopped {
@@ -270,6 +263,41 @@ fn restart(inner: &Inner, reason: &str) {
     match build(inner, &mut st) {
         Ok(()) => prepare_spare(inner, &mut st),
         Err(e) => log::error!("pipeline: cannot rebuild: {e}"),
+    }
+}
+
+/// How long a stopped camera pipeline may take to let its device go.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+/// serve's exit code when it must end to let a device go.
+const EXIT_DEVICE_HELD: i32 = 75;
+
+/// Waits until nothing in this process holds `device` any more. If
+/// something still does (a descriptor or mapped frames GStreamer did not
+/// let go), the driver's module cannot be removed nor the camera come back:
+/// under init (the parent is PID 1) serve then ends, the kernel closes
+/// everything and init starts it again; run by hand, it says so.
+// FIXME: only a camera removed in the VM (vivid's Disconnect, then
+// `modprobe -r vivid`) shows whether GStreamer lets go by itself or this
+// fallback is what frees the device.
+fn release_or_exit(device: &str) {
+    let until = Instant::now() + RELEASE_WAIT;
+    let mut held = camera::held(device);
+    while !held.is_free() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        held = camera::held(device);
+    }
+    if held.is_free() {
+        log::info!("camera {device}: released");
+        return;
+    }
+    log::error!(
+        "camera {device}: still held after the pipeline stopped ({} descriptors, {} mappings)",
+        held.fds,
+        held.maps
+    );
+    if nix::unistd::getppid().as_raw() == 1 {
+        log::error!("camera {device}: ending serve so that the kernel lets the device go");
+        std::process::exit(EXIT_DEVICE_HELD);
     }
 }
 
