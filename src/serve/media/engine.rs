@@ -118,6 +118,11 @@ impl Inner {
         }
         let started = Instant::now();
         // dtlsdec makes the process-wide certificate when created.
+        // FIXME: the certificate is made anew at every start (12-22 s under
+        // QEMU). Keeping it on /data is not possible on GStreamer 1.22:
+        // webrtcbin has no certificate property, and every dtlsdec (its
+        // own included) makes the generated certificate in its instance
+        // init, before a stored PEM could be set on its `pem` property.
         let dtls = gst::ElementFactory::make("dtlsdec")
             .build()
             .map_err(|e| MediaError::Init(format!("dtlsdec: {e}")))?;
