@@ -35,9 +35,42 @@ pub struct Scan {
 /// turns into pictures.
 const CSI_DRIVERS: [&str; 2] = ["unicam", "rp1-cfe"];
 
-/// Probes every `/dev/video*` node, in number order. Nodes that cannot be
-/// opened are skipped with a debug line (another program may hold them).
-pub fn scan(width: u32, height: u32, fps: u32) -> Scan {
+/// One device node as it is now. A node made again under the same name (a
+/// camera plugged in again, its module reloaded) is another node: another
+/// inode, made later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeId {
+    pub path: String,
+    ino: u64,
+    rdev: u64,
+    ctime: (i64, i64),
+}
+
+/// The node at `path` now, found with `stat` alone: nothing is opened, so
+/// no driver is held, not even for a moment.
+pub fn node_id(path: &str) -> Option<NodeId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(NodeId {
+        path: path.to_string(),
+        ino: m.ino(),
+        rdev: m.rdev(),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// True while `path` is still the very node that was unplugged. (vivid's
+/// Disconnect, like some USB drivers, keeps the node and answers again once
+/// every user has closed it: taking it again at once would hold the
+/// module that is about to be reloaded.)
+pub fn is_unplugged(path: &str, unplugged: Option<&NodeId>) -> bool {
+    unplugged.is_some_and(|u| u.path == path && node_id(path).as_ref() == Some(u))
+}
+
+/// Probes every `/dev/video*` node, in number order, but `unplugged` (see
+/// `is_unplugged`). Nodes that cannot be opened are skipped with a debug
+/// line (another program may hold them).
+pub fn scan(width: u32, height: u32, fps: u32, unplugged: Option<&NodeId>) -> Scan {
     let mut nodes: Vec<(u32, String)> = std::fs::read_dir("/dev")
         .into_iter()
         .flatten()
@@ -51,6 +84,10 @@ pub fn scan(width: u32, height: u32, fps: u32) -> Scan {
     nodes.sort();
     let mut scan = Scan::default();
     for (_, path) in nodes {
+        if is_unplugged(&path, unplugged) {
+            log::debug!("{path}: the node that was unplugged; not opened");
+            continue;
+        }
         let file = match File::options().read(true).write(true).open(&path) {
             Ok(f) => f,
             Err(e) => {

@@ -70,6 +70,9 @@ pub struct State {
     /// A camera that failed again soon after a restart is left alone
     /// until then; the test pattern stands in.
     pub camera_rest_until: Option<Instant>,
+    /// The camera node that stopped answering while in use; not taken
+    /// again until it is made anew (see `camera::is_unplugged`).
+    pub unplugged: Option<super::camera::NodeId>,
     pub sessions: HashMap<String, Session>,
     /// Answers in progress, which hold a place.
     pub pending: usize,
