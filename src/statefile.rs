@@ -37,7 +37,8 @@ pub struct SystemState {
 #[serde(default)]
 pub struct ServiceState {
     pub name: String,
-    /// "starting", "running", "healthy", "backoff", "crash-loop" or "stopped".
+    /// "starting", "running", "healthy", "backoff", "crash-loop", "stopped"
+    /// or "not available" (its program is missing; never started).
     pub state: String,
     pub pid: Option<i32>,
     pub restarts: u32,

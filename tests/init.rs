@@ -242,6 +242,16 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
 
     // The hostname was set in the test's own UTS namespace.
     assert_eq!(root.read("hostname").trim(), "nursery-test");
+    // serve's one folder on /data, owned by its user (uid 1000 in the
+    // overlay's passwd) when this namespace can give files that uid.
+    let serve_data = std::fs::metadata(root.dir.join("data/babymon/serve"));
+    if nix_root() {
+        let meta = serve_data.expect("init makes /data/babymon/serve");
+        assert_eq!(
+            (meta.uid(), meta.permissions().mode() & 0o777),
+            (1000, 0o700)
+        );
+    }
     // Camera and sound nodes go to the video and audio groups, 0660.
     let node = |n: &str| std::fs::metadata(root.dir.join("dev").join(n)).unwrap();
     let mode = |n: &str| node(n).permissions().mode() & 0o777;

@@ -36,7 +36,7 @@ mod watchdog;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{self, Loaded, Problem, Severity};
 use crate::statefile::RUN_DIR;
@@ -54,6 +54,8 @@ pub(crate) struct Init {
     loaded: Loaded,
     data_mounted: bool,
     clock_source: &'static str,
+    /// Services the device would run but cannot (their program is missing).
+    not_available: Vec<&'static str>,
     modules: Option<modules::Modules>,
     uevents: Option<OwnedFd>,
     inputs: input::Inputs,
@@ -74,6 +76,7 @@ impl Init {
             loaded: missing_config("not read yet".into()),
             data_mounted: false,
             clock_source: "rtc",
+            not_available: Vec::new(),
             modules: None,
             uevents: None,
             inputs: input::Inputs::default(),
@@ -283,8 +286,39 @@ impl Init {
         }
     }
 
+    /// Which NTP client the root has; said once in the log when none.
+    fn ntp_client(&mut self) -> services::NtpClient {
+        let link = self.at("usr/sbin/ntpd").exists();
+        let list = if link {
+            None
+        } else {
+            let busybox = self.at(services::BUSYBOX.trim_start_matches('/'));
+            let busybox = busybox.to_string_lossy();
+            match run::capture(&[&busybox, "--list"], Duration::from_secs(5)) {
+                Ok((0, out)) => Some(String::from_utf8_lossy(&out).into_owned()),
+                Ok((code, _)) => {
+                    log::warn!("ntp: {busybox} --list failed (exit {code})");
+                    None
+                }
+                Err(e) => {
+                    log::warn!("ntp: {e}");
+                    None
+                }
+            }
+        };
+        let client = services::NtpClient::decide(link, list.as_deref());
+        if client == services::NtpClient::Missing {
+            self.not_available.push("ntp");
+            log::warn!(
+                "ntp: no client (no /usr/sbin/ntpd, no ntpd applet in busybox); the clock stays not synced"
+            );
+        }
+        client
+    }
+
     /// Step 7: the service list and the files the services need.
     fn plan_services(&mut self) {
+        let serve_data = runfiles::serve_data_ready(self);
         let specs = if !self.failed.is_empty() {
             // The safe state: only the serial shell, when asked for.
             services::plan(&self.loaded, &services::Machine::default())
@@ -302,8 +336,8 @@ impl Init {
             let machine = services::Machine {
                 ethernet,
                 wireless,
-                data_mounted: self.data_mounted,
-                ntpd_link: self.at("usr/sbin/ntpd").exists(),
+                data_mounted: serve_data,
+                ntp: self.ntp_client(),
                 config_path,
             };
             services::plan(&self.loaded, &machine)

@@ -19,10 +19,24 @@ pub enum RunError {
 }
 
 /// Runs `argv` to its end or to `limit`; returns its exit code (or 128 +
-/// signal).
+/// signal). Its output is logged line by line.
 pub fn run(argv: &[&str], limit: Duration) -> Result<i32, RunError> {
-    let (program, args) = argv.split_first().map_or(("", &[][..]), |(p, a)| (*p, a));
+    let program = argv.first().copied().unwrap_or("");
     let name = program.rsplit('/').next().unwrap_or(program).to_string();
+    let (code, text) = capture(argv, limit)?;
+    for line in String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        log::info!("{name}: {line}");
+    }
+    Ok(code)
+}
+
+/// Runs `argv` like `run`, but returns its output (stdout and stderr
+/// together) instead of logging it.
+pub fn capture(argv: &[&str], limit: Duration) -> Result<(i32, Vec<u8>), RunError> {
+    let (program, args) = argv.split_first().map_or(("", &[][..]), |(p, a)| (*p, a));
     let mut cmd = Command::new(program);
     // SAFETY: only a system call on no shared data between fork and exec.
     unsafe {
@@ -54,7 +68,7 @@ pub fn run(argv: &[&str], limit: Duration) -> Result<i32, RunError> {
     }
     let start = Instant::now();
     let mut text = Vec::new();
-    let status = loop {
+    let mut read_pipes = |text: &mut Vec<u8>| {
         let mut buf = [0u8; 4096];
         for pipe in [
             out.as_mut().map(|o| o as &mut dyn Read),
@@ -63,26 +77,33 @@ pub fn run(argv: &[&str], limit: Duration) -> Result<i32, RunError> {
         .into_iter()
         .flatten()
         {
-            if let Ok(n) = pipe.read(&mut buf) {
-                text.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+            // Up to 64 KiB a round: what is left after the exit is read too.
+            for _ in 0..16 {
+                match pipe.read(&mut buf) {
+                    Ok(n) if n > 0 => text.extend_from_slice(buf.get(..n).unwrap_or(&[])),
+                    _ => break,
+                }
             }
         }
+    };
+    let status = loop {
+        read_pipes(&mut text);
         match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
+            Ok(Some(status)) => {
+                read_pipes(&mut text);
+                break Some(status);
+            }
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(50)),
             _ => break None,
         }
     };
-    for line in String::from_utf8_lossy(&text)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        log::info!("{name}: {line}");
-    }
     match status {
         Some(s) => {
             use std::os::unix::process::ExitStatusExt;
-            Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
+            Ok((
+                s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+                text,
+            ))
         }
         None => {
             let _ = child.kill();
@@ -117,5 +138,19 @@ mod tests {
             run(&["/no/such/program"], Duration::from_secs(1)),
             Err(RunError::Start { .. })
         ));
+        // Output longer than one read is returned whole.
+        let (code, text) = capture(
+            &[
+                "/bin/sh",
+                "-c",
+                "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done",
+            ],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(code, 0);
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(text.lines().count(), 3000);
+        assert_eq!(text.lines().last(), Some("line2999"));
     }
 }

@@ -221,12 +221,20 @@ fn clock_ok(init: &Init, lp: &mut Loop, now: Instant) -> bool {
     if matches!(init.clock_source, "rtc" | "host") || ntp_synced(init) {
         return true;
     }
-    if now.saturating_duration_since(init.started) >= CLOCK_WAIT {
+    // With no NTP client nothing will set it: waiting would only delay.
+    let no_ntp = init.not_available.contains(&"ntp");
+    if no_ntp || now.saturating_duration_since(init.started) >= CLOCK_WAIT {
         if !lp.clock_wait_logged {
-            log::warn!(
-                "clock: not synced after {} s; starting the tunnel anyway",
-                CLOCK_WAIT.as_secs()
-            );
+            if no_ntp {
+                log::info!(
+                    "clock: no ntp client; services that need a right clock start without it"
+                );
+            } else {
+                log::warn!(
+                    "clock: not synced after {} s; starting the tunnel anyway",
+                    CLOCK_WAIT.as_secs()
+                );
+            }
             lp.clock_wait_logged = true;
         }
         return true;
@@ -387,7 +395,7 @@ pub(super) fn system_state(init: &Init, state: leds::State, now: Instant) -> Sys
     SystemState {
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: now.saturating_duration_since(init.started).as_secs(),
-        services: status::services(&init.sup),
+        services: status::services(&init.sup, &init.not_available),
         leds: state.name().into(),
         tunnel: tunnel.into(),
         wifi,

@@ -22,6 +22,10 @@ pub const METRICS: &str = "127.0.0.1:20241";
 /// cloudflared's folder under `/run`, readable only by its user.
 pub const TUNNEL_DIR: &str = "run/babymon/cloudflared";
 pub const WPA_CONF: &str = "run/babymon/wpa_supplicant.conf";
+/// `serve`'s own folder under `/data/babymon`, made by init for its user.
+pub const SERVE_DATA_NAME: &str = "serve";
+/// Where `serve` keeps its GStreamer registry across boots.
+pub const SERVE_REGISTRY: &str = "/data/babymon/serve/gstreamer-registry.bin";
 const NTP_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,14 +70,41 @@ impl ServiceSpec {
     }
 }
 
+/// The NTP client found on the root filesystem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NtpClient {
+    /// `/usr/sbin/ntpd` (a busybox link on the Pi image).
+    Link,
+    /// The `ntpd` applet of `/bin/busybox`, which has no link.
+    BusyboxApplet,
+    /// None: Debian's busybox, or a Buildroot busybox without the applet.
+    #[default]
+    Missing,
+}
+
+impl NtpClient {
+    /// Decides from whether `/usr/sbin/ntpd` exists and from the output of
+    /// `busybox --list` (`None` when busybox is missing or failed).
+    pub fn decide(ntpd_link: bool, busybox_list: Option<&str>) -> NtpClient {
+        if ntpd_link {
+            NtpClient::Link
+        } else if busybox_list.is_some_and(|l| l.lines().any(|a| a.trim() == "ntpd")) {
+            NtpClient::BusyboxApplet
+        } else {
+            NtpClient::Missing
+        }
+    }
+}
+
 /// What the plan depends on besides the config.
 #[derive(Debug, Clone, Default)]
 pub struct Machine {
     pub ethernet: Vec<String>,
     pub wireless: Vec<String>,
+    /// `/data` is mounted and `serve`'s folder on it is ready.
     pub data_mounted: bool,
-    /// `/usr/sbin/ntpd` exists (else `busybox ntpd` is used).
-    pub ntpd_link: bool,
+    /// The NTP client this root has, if any.
+    pub ntp: NtpClient,
     /// The config file exists and is passed to `serve`.
     pub config_path: Option<PathBuf>,
 }
@@ -103,18 +134,21 @@ pub fn plan(loaded: &Loaded, m: &Machine) -> Vec<ServiceSpec> {
         ));
         out.push(dhcp(iface));
     }
-    let mut ntp = if m.ntpd_link {
-        ServiceSpec::new("ntp", &["/usr/sbin/ntpd", "-n", "-q"])
-    } else {
-        ServiceSpec::new("ntp", &[BUSYBOX, "ntpd", "-n", "-q"])
+    let ntp = match m.ntp {
+        NtpClient::Link => Some(ServiceSpec::new("ntp", &["/usr/sbin/ntpd", "-n", "-q"])),
+        NtpClient::BusyboxApplet => Some(ServiceSpec::new("ntp", &[BUSYBOX, "ntpd", "-n", "-q"])),
+        // Not started at all: a missing program would only crash-loop.
+        NtpClient::Missing => None,
     };
-    for server in &c.system.ntp_servers {
-        ntp.argv.push("-p".into());
-        ntp.argv.push(server.clone());
+    if let Some(mut ntp) = ntp {
+        for server in &c.system.ntp_servers {
+            ntp.argv.push("-p".into());
+            ntp.argv.push(server.clone());
+        }
+        ntp.every = Some(NTP_EVERY);
+        ntp.time_limit = Some(Duration::from_secs(60));
+        out.push(ntp);
     }
-    ntp.every = Some(NTP_EVERY);
-    ntp.time_limit = Some(Duration::from_secs(60));
-    out.push(ntp);
 
     let mut serve = ServiceSpec::new("serve", &[BABYMON, "serve"]);
     if let Some(path) = &m.config_path {
@@ -123,7 +157,7 @@ pub fn plan(loaded: &Loaded, m: &Machine) -> Vec<ServiceSpec> {
     }
     serve.user = Some("babymon".into());
     let registry = if m.data_mounted {
-        "/data/babymon/gstreamer/registry.bin"
+        SERVE_REGISTRY
     } else {
         "/run/babymon/home/gstreamer-registry.bin"
     };
@@ -257,6 +291,7 @@ mod tests {
             ethernet: vec!["eth0".into()],
             wireless: vec!["wlan0".into()],
             config_path: Some("/boot/babymon.toml".into()),
+            ntp: NtpClient::Link,
             ..Default::default()
         }
     }
@@ -330,8 +365,47 @@ mod tests {
     }
 
     #[test]
+    fn ntp_client_decision() {
+        use NtpClient::*;
+        let with = "[\n[[\nash\nntpd\nudhcpc\n";
+        let without = "[\n[[\nash\nntpdate\nudhcpc\n";
+        assert_eq!(NtpClient::decide(true, None), Link);
+        assert_eq!(NtpClient::decide(true, Some(without)), Link);
+        assert_eq!(NtpClient::decide(false, Some(with)), BusyboxApplet);
+        assert_eq!(NtpClient::decide(false, Some(without)), Missing);
+        assert_eq!(NtpClient::decide(false, Some("")), Missing);
+        assert_eq!(NtpClient::decide(false, None), Missing);
+        let loaded = parse("");
+        let argv = |ntp| {
+            let m = Machine { ntp, ..machine() };
+            plan(&loaded, &m)
+                .into_iter()
+                .find(|s| s.name == "ntp")
+                .map(|s| s.argv)
+        };
+        assert_eq!(
+            argv(Link).unwrap()[..3],
+            ["/usr/sbin/ntpd", "-n", "-q"].map(String::from)
+        );
+        assert_eq!(
+            argv(BusyboxApplet).unwrap()[..4],
+            ["/bin/busybox", "ntpd", "-n", "-q"].map(String::from)
+        );
+        assert_eq!(argv(Missing), None, "no NTP service without a client");
+        let m = Machine {
+            ntp: Missing,
+            ..machine()
+        };
+        assert_eq!(names(&plan(&loaded, &m)), vec!["dhcp-eth0", "serve"]);
+    }
+
+    #[test]
     fn defaults_have_no_wifi_tunnel_or_shell() {
-        let p = plan(&parse(""), &Machine::default());
+        let m = Machine {
+            ntp: NtpClient::BusyboxApplet,
+            ..Default::default()
+        };
+        let p = plan(&parse(""), &m);
         assert_eq!(names(&p), vec!["ntp", "serve"]);
         assert_eq!(p[1].argv, vec!["/usr/bin/babymon", "serve"]);
         assert!(p[1].env.contains(&(

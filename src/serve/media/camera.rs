@@ -35,9 +35,42 @@ pub struct Scan {
 /// turns into pictures.
 const CSI_DRIVERS: [&str; 2] = ["unicam", "rp1-cfe"];
 
-/// Probes every `/dev/video*` node, in number order. Nodes that cannot be
-/// opened are skipped with a debug line (another program may hold them).
-pub fn scan(width: u32, height: u32, fps: u32) -> Scan {
+/// One device node as it is now. A node made again under the same name (a
+/// camera plugged in again, its module reloaded) is another node: another
+/// inode, made later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeId {
+    pub path: String,
+    ino: u64,
+    rdev: u64,
+    ctime: (i64, i64),
+}
+
+/// The node at `path` now, found with `stat` alone: nothing is opened, so
+/// no driver is held, not even for a moment.
+pub fn node_id(path: &str) -> Option<NodeId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(NodeId {
+        path: path.to_string(),
+        ino: m.ino(),
+        rdev: m.rdev(),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// True while `path` is still the very node that was unplugged. (vivid's
+/// Disconnect, like some USB drivers, keeps the node and answers again once
+/// every user has closed it: taking it again at once would hold the
+/// module that is about to be reloaded.)
+pub fn is_unplugged(path: &str, unplugged: Option<&NodeId>) -> bool {
+    unplugged.is_some_and(|u| u.path == path && node_id(path).as_ref() == Some(u))
+}
+
+/// Probes every `/dev/video*` node, in number order, but `unplugged` (see
+/// `is_unplugged`). Nodes that cannot be opened are skipped with a debug
+/// line (another program may hold them).
+pub fn scan(width: u32, height: u32, fps: u32, unplugged: Option<&NodeId>) -> Scan {
     let mut nodes: Vec<(u32, String)> = std::fs::read_dir("/dev")
         .into_iter()
         .flatten()
@@ -51,6 +84,10 @@ pub fn scan(width: u32, height: u32, fps: u32) -> Scan {
     nodes.sort();
     let mut scan = Scan::default();
     for (_, path) in nodes {
+        if is_unplugged(&path, unplugged) {
+            log::debug!("{path}: the node that was unplugged; not opened");
+            continue;
+        }
         let file = match File::options().read(true).write(true).open(&path) {
             Ok(f) => f,
             Err(e) => {
@@ -105,6 +142,43 @@ pub fn present(path: &str) -> bool {
         && File::open(path)
             .ok()
             .is_some_and(|f| ioctl::querycap::<Capability>(&f).is_ok())
+}
+
+/// What of this process still holds a device node: open descriptors and
+/// memory mappings (captured frames mapped from the driver). Either keeps
+/// the driver's module in use, so `modprobe -r` fails with EAGAIN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    pub fds: usize,
+    pub maps: usize,
+}
+
+impl Held {
+    pub fn is_free(&self) -> bool {
+        self.fds == 0 && self.maps == 0
+    }
+}
+
+/// Counts this process's descriptors and mappings on `path` (also after the
+/// node vanished: the kernel then names it "PATH (deleted)").
+pub fn held(path: &str) -> Held {
+    let deleted = format!("{path} (deleted)");
+    let is_it = |t: &str| t == path || t == deleted;
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|t| t.to_str().is_some_and(is_it))
+        .count();
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .unwrap_or_default()
+        .lines()
+        // address perms offset dev inode path: the path is the rest.
+        .filter_map(|l| l.splitn(6, ' ').nth(5).map(str::trim_start))
+        .filter(|t| is_it(t))
+        .count();
+    Held { fds, maps }
 }
 
 /// The MJPEG and YUYV modes of a capture node. Stepwise sizes and rates are

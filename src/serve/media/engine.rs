@@ -70,6 +70,9 @@ pub struct State {
     /// A camera that failed again soon after a restart is left alone
     /// until then; the test pattern stands in.
     pub camera_rest_until: Option<Instant>,
+    /// The camera node that stopped answering while in use; not taken
+    /// again until it is made anew (see `camera::is_unplugged`).
+    pub unplugged: Option<super::camera::NodeId>,
     pub sessions: HashMap<String, Session>,
     /// Answers in progress, which hold a place.
     pub pending: usize,
@@ -118,6 +121,11 @@ impl Inner {
         }
         let started = Instant::now();
         // dtlsdec makes the process-wide certificate when created.
+        // FIXME: the certificate is made anew at every start (12-22 s under
+        // QEMU). Keeping it on /data is not possible on GStreamer 1.22:
+        // webrtcbin has no certificate property, and every dtlsdec (its
+        // own included) makes the generated certificate in its instance
+        // init, before a stored PEM could be set on its `pem` property.
         let dtls = gst::ElementFactory::make("dtlsdec")
             .build()
             .map_err(|e| MediaError::Init(format!("dtlsdec: {e}")))?;
