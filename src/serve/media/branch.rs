@@ -14,7 +14,7 @@ use gstreamer as gst;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 
-use super::sdp::{Codec, OfferPlan};
+use super::sdp::{self, Codec, OfferPlan};
 
 /// ICE settings from `[viewer]`.
 #[derive(Debug, Clone, Default)]
@@ -155,9 +155,17 @@ impl Branch {
                     let _ = tx.send(());
                 }
             });
-        let result = self.negotiate(offer, video_tee, audio_tee, &rx, gather_timeout);
+        let offer = sdp::keep_planned(offer, plan);
+        let result = self.negotiate(&offer, video_tee, audio_tee, &rx, gather_timeout);
         self.webrtc.disconnect(gathered);
-        result
+        let answer = result?;
+        let plid = plan
+            .video
+            .fmtp
+            .get("profile-level-id")
+            .map_or("42e01f", String::as_str);
+        let answer = sdp::with_profile_level_id(&answer, plan.video.payload, plid);
+        Ok(sdp::without_ssrc_lines(&answer))
     }
 
     fn negotiate(
@@ -188,6 +196,15 @@ impl Branch {
                 }
             })?;
         let t_answer = t0.elapsed();
+        // The payloaders send what the answer says, whatever webrtcbin chose.
+        if let Ok(text) = answer.sdp().as_text() {
+            if let Some(pt) = sdp::first_payload(&text, "video") {
+                self.video.pay.set_property("pt", u32::from(pt));
+            }
+            if let (Some(leg), Some(pt)) = (&self.audio, sdp::first_payload(&text, "audio")) {
+                leg.pay.set_property("pt", u32::from(pt));
+            }
+        }
         self.call("set-local-description", &answer)?;
         let t_local = t0.elapsed();
         self.watch_rx();

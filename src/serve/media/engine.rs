@@ -66,6 +66,10 @@ pub struct State {
     pub status: MediaStatus,
     pub camera_device: Option<String>,
     pub on_test_pattern: bool,
+    pub last_restart: Option<Instant>,
+    /// A camera that failed again soon after a restart is left alone
+    /// until then; the test pattern stands in.
+    pub camera_rest_until: Option<Instant>,
     pub sessions: HashMap<String, Session>,
     /// Answers in progress, which hold a place.
     pub pending: usize,
@@ -202,6 +206,10 @@ impl Inner {
     pub fn answer(&self, offer: &str) -> Result<Answer, OfferError> {
         let posted = Instant::now();
         let offer = sdp::drop_mdns_candidates(offer);
+        // What GStreamer's own parser refuses is not a usable offer either.
+        if let Err(e) = gstreamer_sdp::SDPMessage::parse_buffer(offer.as_bytes()) {
+            return Err(OfferError::NotSdp(format!("GStreamer cannot parse it: {e}")));
+        }
         let (mut branch, plan, video_tee, audio_tee, generation) = {
             let mut st = self.lock();
             let Some(shared) = st.shared.as_ref().filter(|_| !st.stopped) else {
@@ -396,7 +404,7 @@ impl Inner {
 
 /// Points `GST_REGISTRY` at a writable place that lasts (the root is
 /// read-only on the device) unless it is set already.
-fn set_registry() {
+pub fn set_registry() {
     if std::env::var_os("GST_REGISTRY").is_some() {
         return;
     }
@@ -413,7 +421,8 @@ fn set_registry() {
     };
     let path = dir.join("gstreamer-registry.bin");
     log::debug!("gstreamer: registry {}", path.display());
-    // SAFETY: called before gst::init and before any thread of ours starts.
+    // SAFETY: before gst::init; `prepare_environment` lets the program do
+    // it before any thread exists, after which this branch is not taken.
     unsafe { std::env::set_var("GST_REGISTRY", &path) };
 }
 

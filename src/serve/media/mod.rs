@@ -133,6 +133,13 @@ pub struct Media {
     inner: Arc<engine::Inner>,
 }
 
+/// Points `GST_REGISTRY` at `/data` (or `/run/babymon`) when it is unset.
+/// [`Media::start`] does it too; calling this first thing in `main`, before
+/// any thread starts, keeps the environment change race-free.
+pub fn prepare_environment() {
+    engine::set_registry();
+}
+
 impl Media {
     /// Probes camera, microphone and encoder, builds the shared pipeline and
     /// sets it playing. Camera loss later is handled inside: the pipeline is
@@ -179,3 +186,6 @@ impl Media {
         self.inner.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests;

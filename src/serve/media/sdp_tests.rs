@@ -181,3 +181,57 @@ a=candidate:2 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active\r\na=end-of-c
     assert!(fragment_candidates("a=candidate:1 1 udp\r\n").is_err());
     assert!(fragment_candidates("garbage\r\n").is_err());
 }
+
+#[test]
+fn the_offer_is_cut_to_the_planned_types() {
+    let p = plan(CHROMIUM, true).unwrap();
+    let cut = keep_planned(CHROMIUM, &p);
+    assert!(
+        cut.contains("m=video 9 UDP/TLS/RTP/SAVPF 108 109\r\n"),
+        "{cut}"
+    );
+    assert!(cut.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "{cut}");
+    for gone in [
+        "a=rtpmap:102 ",
+        "a=fmtp:103 ",
+        "a=rtcp-fb:96 ",
+        "a=rtpmap:127 ",
+        "a=rtpmap:63 ",
+    ] {
+        assert!(!cut.contains(gone), "{gone} left in {cut}");
+    }
+    for kept in [
+        "a=rtpmap:108 H264/90000",
+        "a=fmtp:109 apt=108",
+        "a=rtpmap:111 opus/48000/2",
+        "a=mid:1",
+        "a=candidate:2 ",
+    ] {
+        assert!(cut.contains(kept), "{kept} missing from {cut}");
+    }
+    // Still a valid offer with the same plan.
+    assert_eq!(plan(&cut, true).unwrap(), p);
+    assert_eq!(first_payload(&cut, "video"), Some(108));
+    assert_eq!(first_payload(&cut, "audio"), Some(111));
+}
+
+#[test]
+fn profile_level_id_is_added_to_the_answer() {
+    let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108 109\r\na=fmtp:108 packetization-mode=1;level-asymmetry-allowed=1\r\na=fmtp:109 apt=108\r\n";
+    let fixed = with_profile_level_id(answer, 108, "42e01f");
+    assert!(fixed.contains(
+        "a=fmtp:108 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42e01f\r\n"
+    ));
+    assert!(fixed.contains("a=fmtp:109 apt=108\r\n"));
+    assert_eq!(with_profile_level_id(&fixed, 108, "42e01f"), fixed);
+}
+
+#[test]
+fn ssrc_lines_are_dropped_from_the_answer() {
+    let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108 109\r\na=mid:0\r\n\
+                  a=ssrc-group:FID 0 1353408816\r\na=ssrc:1353408816 msid:user1 video\r\n\
+                  a=ssrc:1353408816 cname:x\r\na=rtpmap:108 H264/90000\r\n";
+    let out = without_ssrc_lines(answer);
+    assert!(!out.contains("a=ssrc"), "{out}");
+    assert!(out.contains("a=mid:0\r\na=rtpmap:108 H264/90000\r\n"), "{out}");
+}

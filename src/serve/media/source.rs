@@ -127,7 +127,7 @@ pub fn video_description(source: &VideoSource, want: &Want, clock: bool) -> Stri
             };
             format!(
                 "v4l2src name=camera device={device} do-timestamp=true ! {} ! {decode}\
-                 videoconvert ! videoscale ! videorate drop-only=true ! {raw}",
+                 videoconvert ! videoscale ! videorate ! {raw}",
                 mode.caps()
             )
         }

@@ -27,6 +27,8 @@ const RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// How often sessions are checked and their candidate pair read.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 const STATS_EVERY: Duration = Duration::from_secs(5);
+/// How long a camera that keeps failing is left alone.
+const CAMERA_REST: Duration = Duration::from_secs(30);
 
 pub fn run(inner: Arc<Inner>, events: mpsc::Receiver<Event>) {
     let mut last_check = Instant::now();
@@ -112,7 +114,17 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
     let s = &inner.settings;
     let scan = camera::scan(s.want.width, s.want.height, s.want.framerate);
     let exists = |name: &str| gst::ElementFactory::find(name).is_some();
-    let video = source::choose(&s.want, &scan, exists("libcamerasrc"));
+    let resting = st.camera_rest_until.is_some_and(|t| Instant::now() < t);
+    let video = if resting {
+        VideoSource::Test {
+            reason: format!(
+                "the camera failed twice within {}s; trying it again later",
+                CAMERA_REST.as_secs()
+            ),
+        }
+    } else {
+        source::choose(&s.want, &scan, exists("libcamerasrc"))
+    };
     let enc = encoder::choose(&s.encoder, &exists, &scan.codecs)
         .ok_or("no H.264 encoder: install x264enc or openh264enc")?;
     let audio_src = audio::choose(
@@ -201,6 +213,8 @@ pub fn prepare_spare(inner: &Inner, st: &mut State) {
 }
 
 /// Tears everything down and builds again on the next source found.
+// FIXME: every viewer's session ends with the old pipeline and the page
+// reconnects; swapping only the capture half would keep them connected.
 fn restart(inner: &Inner, reason: &str) {
     log::warn!("pipeline: {reason}; restarting");
     let (sessions, spare, shared) = {
@@ -224,6 +238,17 @@ fn restart(inner: &Inner, reason: &str) {
         return;
     }
     st.status.restarts += 1;
+    // A camera failing again right after a restart is not tried at once:
+    // a crash loop would flap the stream for every viewer.
+    let now = Instant::now();
+    if st
+        .last_restart
+        .is_some_and(|t| now.duration_since(t) < CAMERA_REST)
+        && !st.on_test_pattern
+    {
+        st.camera_rest_until = Some(now + CAMERA_REST);
+    }
+    st.last_restart = Some(now);
     match build(inner, &mut st) {
         Ok(()) => prepare_spare(inner, &mut st),
         Err(e) => log::error!("pipeline: cannot rebuild: {e}"),
@@ -282,8 +307,12 @@ fn bus_error(shared: &Shared) -> Option<String> {
 /// looks again; a camera that appears gets the pipeline.
 fn rescan(inner: &Inner) {
     let s = &inner.settings;
-    if s.want.source == babymon::config::Source::Test || !inner.lock().on_test_pattern {
-        return;
+    {
+        let st = inner.lock();
+        let resting = st.camera_rest_until.is_some_and(|t| Instant::now() < t);
+        if s.want.source == babymon::config::Source::Test || !st.on_test_pattern || resting {
+            return;
+        }
     }
     let scan = camera::scan(s.want.width, s.want.height, s.want.framerate);
     let libcamera = gst::ElementFactory::find("libcamerasrc").is_some();
