@@ -210,7 +210,13 @@ async function firstBoot(browser) {
     check('camera: serve lets the unplugged device go', gone.ok, JSON.stringify(gone.s?.source));
     // The last user of the device may take a moment to close it.
     const reload = await vm.sh('for i in 1 2 3 4 5 6 7 8 9 10; do modprobe -r vivid 2>/dev/null && break; sleep 1; done; grep "^vivid " /proc/modules; modprobe vivid && echo reloaded', 40000);
-    check('camera: vivid unloaded and loaded again', /reloaded/.test(reload.out) && !/^vivid /m.test(reload.out), reload.out.replace(/\n/g, ' | '));
+    let holders = '';
+    if (/^vivid /m.test(reload.out)) {
+      // Which process still holds a video or media node open.
+      const h = await vm.sh('for p in /proc/[0-9]*; do for f in $p/fd/*; do l=$(readlink $f); case $l in *video*|*media*|*v4l*) echo "pid ${p#/proc/} $(cat $p/comm) $l";; esac; done; done 2>/dev/null');
+      holders = `; holders: ${h.out.replace(/\n/g, ' | ') || 'none'}`;
+    }
+    check('camera: vivid unloaded and loaded again', /reloaded/.test(reload.out) && !/^vivid /m.test(reload.out), reload.out.replace(/\n/g, ' | ') + holders);
     const back = await statusUntil(isVivid, 60000);
     check('camera: the stream comes back from vivid without a reboot', back.ok, JSON.stringify(back.s?.source));
     const c1 = (await counters(page))?.framesDecoded ?? 0;
