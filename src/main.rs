@@ -63,7 +63,11 @@ fn check_config(path: PathBuf) -> ExitCode {
             config::Severity::Error => "error",
             config::Severity::Unknown => "unknown",
         };
-        let key = if p.key.is_empty() { String::new() } else { format!(" {}:", p.key) };
+        let key = if p.key.is_empty() {
+            String::new()
+        } else {
+            format!(" {}:", p.key)
+        };
         println!("{}:{}: {kind}:{key} {}", path.display(), p.line, p.message);
     }
     let errors = loaded.errors().count();

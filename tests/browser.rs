@@ -21,6 +21,7 @@ fn frames(v: &serde_json::Value) -> u64 {
 #[test]
 fn chromium_decodes_video_and_sound_at_phone_size() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let s = Server::start(&config("", ""));
     s.wait_playing(PLAYING_WITHIN);
     let shot = artifacts().join("viewer-phone.png");
@@ -60,15 +61,39 @@ fn chromium_decodes_video_and_sound_at_phone_size() {
         panel.contains("test"),
         "the panel names the source: {panel}"
     );
+    let pic = &out["picture"][0];
     assert_eq!(
-        v["path"], "lan",
+        (pic["width"].as_u64(), pic["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{out}"
+    );
+    assert!(
+        pic["maxLuma"].as_u64().unwrap_or(0) > 60,
+        "the picture is drawn, not black (frames decoded but never drawn: the answer's a=ssrc lines do not name the stream sent): {out}"
+    );
+    assert!(
+        out["mutedAgain"]["muted"] == true
+            && out["mutedAgain"]["meter"].as_f64().unwrap_or(0.0) > 0.0,
+        "the meter keeps moving while muted: {out}"
+    );
+    // Over loopback the viewer's address is this machine's own, which is
+    // how a tunnelled viewer looks too.
+    let last = &out["final"][0];
+    assert!(
+        ["lan", "tunnel"].contains(&last["path"].as_str().unwrap_or("")),
         "the page learnt its path from /api/status: {out}"
+    );
+    assert_eq!(last["transport"], "udp", "{out}");
+    eprintln!(
+        "first frame {} ms after the page started connecting (answer after {} ms)",
+        last["firstFrameMs"], last["answerMs"]
     );
 }
 
 #[test]
 fn two_viewers_decode_a_third_is_refused_and_a_vanished_one_frees_its_place() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let s = Server::start(&config("max_viewers = 2", ""));
     s.wait_playing(PLAYING_WITHIN);
     let out = node(
@@ -96,11 +121,17 @@ fn two_viewers_decode_a_third_is_refused_and_a_vanished_one_frees_its_place() {
         "the waiting page gets in without a reload: {out}"
     );
     assert_eq!(out["secondStillLive"], true, "{out}");
+    assert!(
+        s.log_text().contains("ended by the viewer"),
+        "a page that closes sends DELETE: {out}"
+    );
+    assert_eq!(out["afterClose"]["after"].as_u64(), Some(1), "{out}");
 }
 
 #[test]
 fn bad_offers_are_refused_and_a_viewer_still_decodes() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let s = Server::start(&config("max_viewers = 2", ""));
     s.wait_playing(PLAYING_WITHIN);
     let offer = node("offer.mjs", &[])["offer"]
@@ -211,6 +242,7 @@ fn bad_offers_are_refused_and_a_viewer_still_decodes() {
 #[test]
 fn password_flow_in_a_browser() {
     require_loopback_only();
+    let _serial = common::one_at_a_time();
     let password = "night owl 7";
     let s = Server::start(&config(&format!("password = \"{password}\""), ""));
     s.wait_playing(PLAYING_WITHIN);
@@ -233,4 +265,54 @@ fn password_flow_in_a_browser() {
     assert_eq!(out["scriptSeesCookie"], false, "{out}");
     assert_eq!(out["decodes"]["ok"], true, "{out}");
     assert!(!s.log_text().contains(password));
+}
+
+#[test]
+fn the_page_reconnects_by_itself_after_the_server_restarts() {
+    require_loopback_only();
+    let _serial = common::one_at_a_time();
+    let text = config("", "");
+    let mut first = Server::start(&text);
+    first.wait_playing(PLAYING_WITHIN);
+    let url = first.url();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut child = std::process::Command::new("node")
+        .arg(dir.join("reconnect.mjs"))
+        .args(["--url", &url])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let ready = lines.by_ref().map_while(Result::ok).find(|l| l == "live");
+    assert!(ready.is_some(), "the page never went live");
+    assert!(first.stop(Duration::from_secs(10)).success());
+    drop(first);
+    let second = Server::start_on(
+        &text,
+        &format!("127.0.0.1:{}", url.rsplit(':').next().unwrap()),
+    );
+    let out = lines
+        .map_while(Result::ok)
+        .filter(|l| l.starts_with('{'))
+        .last();
+    let _ = child.wait();
+    let out: serde_json::Value =
+        serde_json::from_str(&out.expect("JSON from reconnect.mjs")).unwrap();
+    eprintln!("reconnect.mjs: {out}");
+    assert_eq!(out["first"]["ok"], true, "{out}");
+    assert_eq!(out["lost"]["ok"], true, "the page notices: {out}");
+    assert!(
+        out["lost"]["words"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reconnecting in"),
+        "{out}"
+    );
+    assert_eq!(
+        out["back"]["ok"], true,
+        "live again on a new session: {out}"
+    );
+    assert_eq!(out["sameDocument"], true, "without a reload: {out}");
+    drop(second);
 }

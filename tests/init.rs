@@ -6,6 +6,8 @@
 //! new UTS namespace only. Mounting FAT and the power key need a kernel
 //! that has them: they are checked in the VM, not here.
 
+use std::fs::Permissions;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,12 +46,19 @@ impl Root {
         for f in ["passwd", "group"] {
             std::fs::copy(overlay.join(f), dir.join("etc").join(f)).unwrap();
         }
+        // Stand-ins for device nodes (devtmpfs is not mounted in a test).
+        std::fs::create_dir_all(dir.join("dev/snd")).unwrap();
+        for node in ["video0", "snd/pcmC0D0c", "mmcblk0"] {
+            std::fs::write(dir.join("dev").join(node), "").unwrap();
+            std::fs::set_permissions(dir.join("dev").join(node), Permissions::from_mode(0o600))
+                .unwrap();
+        }
         std::fs::write(dir.join("sys/class/leds/ACT/trigger"), "mmc0\n").unwrap();
         std::fs::write(dir.join("sys/class/leds/ACT/brightness"), "1\n").unwrap();
         std::fs::write(dir.join("boot/babymon.toml"), config).unwrap();
         let mut plan = String::from(
             "skip = [\"devtmpfs\", \"sysfs\", \"modules\", \"uevents\", \"blockdev\", \"sysctl\",\n\
-             \"cad\", \"devperm\", \"clock\", \"watchdog\", \"input\"]\n",
+             \"cad\", \"clock\", \"watchdog\", \"input\"]\n",
         );
         for (name, body) in services {
             let script = dir.join("svc").join(format!("{name}.sh"));
@@ -59,6 +68,9 @@ impl Root {
                 "[[service]]\nname = \"{name}\"\ncommand = [\"/bin/sh\", \"{}\"]\n",
                 script.display()
             ));
+            if *name == "web" {
+                plan.push_str(&format!("probe = \"127.0.0.1:{WEB_PORT}/\"\n"));
+            }
         }
         std::fs::write(dir.join("plan.toml"), plan).unwrap();
         Root { dir }
@@ -97,6 +109,22 @@ fn nix_root() -> bool {
         .find(|l| l.starts_with("Uid:"))
         .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
         .unwrap_or(false)
+}
+
+/// Whether `gid` exists in this process's user namespace (and so in the
+/// one init runs in).
+fn maps_gid(gid: u32) -> bool {
+    nix_root()
+        && std::fs::read_to_string("/proc/self/gid_map")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                f.len() == 3 && f[0] <= u64::from(gid) && u64::from(gid) < f[0] + f[2]
+            })
 }
 
 /// The host pid of init: the child of the unshare process.
@@ -157,6 +185,11 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// A service with a health probe: a real HTTP server inside init's own
+/// network namespace, probed over its loopback.
+const WEB_PORT: u16 = 18080;
+const WEB: &str = "exec python3 -m http.server 18080 --bind 127.0.0.1 --directory \"$OUT/svc\"";
+
 const LONG_RUNNING: &str = r#"trap 'echo NAME >> "$OUT/stopped"; exit 0' TERM
 echo "hello from NAME"
 while :; do sleep 0.1; done"#;
@@ -165,7 +198,8 @@ while :; do sleep 0.1; done"#;
 fn supervises_restarts_reaps_and_powers_off_in_order() {
     let a = LONG_RUNNING.replace("NAME", "a");
     let c = LONG_RUNNING.replace("NAME", "c");
-    let hostname = r#"uname -n > "$OUT/hostname""#.to_string()
+    let hostname = r#"uname -n > "$OUT/hostname"; grep SigBlk /proc/self/status > "$OUT/sigblk""#
+        .to_string()
         + "\n"
         + &LONG_RUNNING.replace("NAME", "orphans");
     let orphans =
@@ -180,6 +214,7 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
             ("crash", crash),
             ("orphans", &orphans),
             ("c", &c),
+            ("web", WEB),
         ],
     );
     let mut unshare = root.start();
@@ -207,6 +242,19 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
 
     // The hostname was set in the test's own UTS namespace.
     assert_eq!(root.read("hostname").trim(), "nursery-test");
+    // Camera and sound nodes go to the video and audio groups, 0660.
+    let node = |n: &str| std::fs::metadata(root.dir.join("dev").join(n)).unwrap();
+    let mode = |n: &str| node(n).permissions().mode() & 0o777;
+    assert_eq!(
+        (mode("video0"), mode("snd/pcmC0D0c"), mode("mmcblk0")),
+        (0o660, 0o660, 0o600)
+    );
+    if maps_gid(44) && maps_gid(29) {
+        // A user namespace that maps only root cannot give nodes group 44.
+        assert_eq!((node("video0").gid(), node("snd/pcmC0D0c").gid()), (44, 29));
+    }
+    // Services do not inherit init's blocked signals.
+    assert_eq!(root.read("sigblk").trim(), "SigBlk:\t0000000000000000");
     // The orphaned grandchild ran and was reaped: no zombie under init.
     wait_for("the orphan", Duration::from_secs(5), || {
         root.dir.join("orphan-done").exists()
@@ -249,12 +297,35 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
         "{errors:?}"
     );
     assert_eq!(status["leds"], "config-error");
+    // The probed service turns healthy once its probe passes (every 5 s).
+    wait_for("web healthy", Duration::from_secs(8), || {
+        let status = read_status();
+        let services = status["services"].as_array().cloned().unwrap_or_default();
+        services
+            .iter()
+            .any(|s| s["name"] == "web" && s["state"] == "healthy")
+    });
     let crash_state = crash_of(&status);
     assert_eq!(status["services"][0]["name"], "a");
     assert_eq!(status["services"][0]["state"], "running");
     assert_eq!(crash_state["last_exit"], "exit 1");
     // The board LED: trigger off, blinking fast for the config error.
     assert_eq!(root.read("sys/class/leds/ACT/trigger"), "none");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        // A plain file here (sysfs in the device) may be read mid-write.
+        let b = root.read("sys/class/leds/ACT/brightness");
+        if !b.is_empty() {
+            seen.insert(b);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec!["0", "1"],
+        "fast blinking\n{}",
+        root.log()
+    );
 
     // Power off: services stop in reverse order, then reboot(2) ends the
     // namespace's init with SIGINT.
@@ -270,8 +341,14 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
         Some(2),
         "init must end through reboot(2): {status:?}\n{log}"
     );
-    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown took {took:?}\n{log}"
+    );
     assert_eq!(root.read("stopped"), "c\norphans\na\n", "stop order\n{log}");
+    let web = log.find("web: stopping").expect("web stopped");
+    let c_stop = log.find("c: stopping").expect("c stopped");
+    assert!(web < c_stop, "web started last, so it stops first");
     assert!(log.contains("a: hello from a"), "{log}");
     assert!(log.contains("crash: crashing"), "{log}");
     assert!(log.contains("line 4: camera.width: "), "{log}");
@@ -314,6 +391,50 @@ while :; do sleep 0.1; done"#;
         root.read("stopped")
     );
     assert!(log.contains("shutdown: reboot now"), "{log}");
+}
+
+#[test]
+fn bad_test_plan_leaves_init_running_in_the_safe_state() {
+    let a = LONG_RUNNING.replace("NAME", "a");
+    let root = Root::new("safe", "", &[("a", &a)]);
+    std::fs::write(root.dir.join("plan.toml"), "skip = [\"nothing-known\"]\n").unwrap();
+    let mut unshare = root.start();
+    let init = init_pid(unshare.id());
+    let status_path = format!(
+        "/proc/{init}/root{}/run/babymon/system.json",
+        root.dir.display()
+    );
+    wait_for(
+        "the failed state in system.json",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&status_path).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            v["leds"] == "failed"
+                && v["config_errors"].as_array().is_some_and(|e| {
+                    e.iter().any(|l| {
+                        l.as_str()
+                            .is_some_and(|l| l.starts_with("boot failed: test plan"))
+                    })
+                })
+        },
+    );
+    let log = root.log();
+    assert!(log.contains("[ERROR] boot failed: test plan"), "{log}");
+    assert!(
+        !log.contains("hello from a"),
+        "no service runs in the safe state\n{log}"
+    );
+    // Nothing that touches the machine ran: not even the fake nodes changed.
+    let mode = std::fs::metadata(root.dir.join("dev/video0"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // It still answers power requests.
+    assert_eq!(unsafe { libc_kill(init as i32, 12) }, 0);
+    let status = wait_exit(&mut unshare, Duration::from_secs(10));
+    assert_eq!(status.signal(), Some(2), "{status:?}\n{}", root.log());
 }
 
 #[test]

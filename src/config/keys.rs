@@ -161,7 +161,7 @@ pub const KEYS: &[KeyDef] = &[
     }),
     key!("camera.rotation", |c, v| {
         let r: u32 = int_in(v, 0, 270, "degrees")?;
-        if r % 90 != 0 {
+        if !r.is_multiple_of(90) {
             return Err(format!("{r} is not a rotation; use 0, 90, 180 or 270"));
         }
         c.camera.rotation = r;
@@ -225,7 +225,11 @@ pub const KEYS: &[KeyDef] = &[
         v,
         "true or false"
     )),
-    key!("leds.board", |c, v| set(&mut c.leds.board, v, "true or false")),
+    key!("leds.board", |c, v| set(
+        &mut c.leds.board,
+        v,
+        "true or false"
+    )),
     key!("leds.red", |c, v| {
         c.leds.red = Some(gpio(v)?);
         Ok(())
@@ -288,13 +292,13 @@ pub(super) fn check_together(c: &Config, line: impl Fn(&str) -> usize) -> Vec<Pr
         ("leds.blue", c.leds.blue),
     ];
     for (i, (name, pin)) in pins.iter().enumerate() {
-        if let Some(pin) = pin {
-            if pins[..i].iter().any(|(_, other)| other == &Some(*pin)) {
-                problem(
-                    name,
-                    format!("GPIO {pin} is used by another LED; give each LED its own pin"),
-                );
-            }
+        if let Some(pin) = pin
+            && pins[..i].iter().any(|(_, other)| other == &Some(*pin))
+        {
+            problem(
+                name,
+                format!("GPIO {pin} is used by another LED; give each LED its own pin"),
+            );
         }
     }
     problems
@@ -323,7 +327,7 @@ fn int_in<T: TryFrom<i64>>(v: &toml::Value, min: i64, max: i64, unit: &str) -> R
 
 fn even_in(v: &toml::Value, min: i64, max: i64, unit: &str) -> Result<u32, String> {
     let n: u32 = int_in(v, min, max, unit)?;
-    if n % 2 != 0 {
+    if !n.is_multiple_of(2) {
         return Err(format!("{n} is odd; the encoder needs an even number"));
     }
     Ok(n)

@@ -226,12 +226,16 @@ impl Loaded {
     pub fn guard_failed(&self, section: &str) -> bool {
         self.unreadable
             || self.problems.iter().any(|p| {
-                p.severity == Severity::Error && keys::is_guard(&p.key) && p.key.starts_with(section)
+                p.severity == Severity::Error
+                    && keys::is_guard(&p.key)
+                    && p.key.starts_with(section)
             })
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems.iter().filter(|p| p.severity == Severity::Error)
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
     }
 }
 
@@ -368,11 +372,7 @@ fn raw_key_line(text: &str, raw: &RawFile, dotted: &str) -> usize {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    1 + text
-        .bytes()
-        .take(offset)
-        .filter(|b| *b == b'\n')
-        .count()
+    1 + text.bytes().take(offset).filter(|b| *b == b'\n').count()
 }
 
 #[cfg(test)]

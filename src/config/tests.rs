@@ -22,7 +22,10 @@ fn values_are_applied() {
     assert_eq!((c.camera.width, c.camera.height), (640, 360));
     assert_eq!(c.camera.source, Source::Test);
     assert_eq!(c.viewer.ice_ports, Some((50000, 50009)));
-    assert_eq!(c.viewer.ice_addresses, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        c.viewer.ice_addresses,
+        vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+    );
 }
 
 #[test]
@@ -30,7 +33,10 @@ fn every_problem_is_reported_with_its_line() {
     let text = "[camera]\nwidth = 641\nrotation = 45\n\n[viewer]\nport = \"x\"\nbogus = 1\n";
     let got = problems(text);
     assert_eq!(got.len(), 4, "{got:?}");
-    assert!(got[0].starts_with("line 2: camera.width: 641 is odd"), "{got:?}");
+    assert!(
+        got[0].starts_with("line 2: camera.width: 641 is odd"),
+        "{got:?}"
+    );
     assert!(got[1].starts_with("line 3: camera.rotation: 45 is not a rotation"));
     assert!(got[2].starts_with("line 6: viewer.port: a string is not"));
     assert!(got[3].starts_with("line 7: viewer.bogus: unknown key"));

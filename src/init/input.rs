@@ -21,18 +21,18 @@ pub fn power_pressed(buf: &[u8], size: usize) -> bool {
         return false;
     }
     buf.chunks_exact(size).any(|ev| {
-        let field = |at: usize, len: usize| ev.get(at..at + len);
-        let (Some(t), Some(c), Some(v)) = (
-            field(TIME_SIZE, 2),
-            field(TIME_SIZE + 2, 2),
-            field(TIME_SIZE + 4, 4),
-        ) else {
-            return false;
-        };
-        let ty = u16::from_ne_bytes([t[0], t[1]]);
-        let code = u16::from_ne_bytes([c[0], c[1]]);
-        let value = i32::from_ne_bytes([v[0], v[1], v[2], v[3]]);
-        ty == EV_KEY && code == KEY_POWER && value == 1
+        let ty = ev
+            .get(TIME_SIZE..TIME_SIZE + 2)
+            .and_then(|b| b.try_into().ok());
+        let code = ev
+            .get(TIME_SIZE + 2..TIME_SIZE + 4)
+            .and_then(|b| b.try_into().ok());
+        let value = ev
+            .get(TIME_SIZE + 4..TIME_SIZE + 8)
+            .and_then(|b| b.try_into().ok());
+        ty.map(u16::from_ne_bytes) == Some(EV_KEY)
+            && code.map(u16::from_ne_bytes) == Some(KEY_POWER)
+            && value.map(i32::from_ne_bytes) == Some(1)
     })
 }
 

@@ -12,12 +12,16 @@ use simplelog::{ConfigBuilder, LevelFilter, WriteLogger};
 struct Sinks {
     console: Option<File>,
     kmsg: Option<File>,
+    /// The kernel echoes kmsg to the console itself (`printk.devkmsg=on`
+    /// lets every line through), so init does not write the console too.
+    kmsg_only: bool,
     line: Vec<u8>,
 }
 
 static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
     console: None,
     kmsg: None,
+    kmsg_only: false,
     line: Vec::new(),
 });
 
@@ -42,6 +46,8 @@ pub fn init() {
 }
 
 /// Opens `dev/console` and `dev/kmsg` under `root` once `/dev` is there.
+/// The console is written without blocking: a stalled serial line drops
+/// log lines rather than stopping init.
 pub fn open_devices(root: &Path) {
     let open = |name: &str| {
         OpenOptions::new()
@@ -50,9 +56,16 @@ pub fn open_devices(root: &Path) {
             .open(root.join(name))
             .ok()
     };
+    let cmdline = std::fs::read_to_string(root.join("proc/cmdline")).unwrap_or_default();
     let mut s = sinks();
     s.console = open("dev/console");
     s.kmsg = open("dev/kmsg");
+    s.kmsg_only = s.kmsg.is_some() && devkmsg_on(&cmdline);
+}
+
+/// True when the kernel command line lifts the `/dev/kmsg` rate limit.
+fn devkmsg_on(cmdline: &str) -> bool {
+    cmdline.split_whitespace().any(|w| w == "printk.devkmsg=on")
 }
 
 trait CloExec {
@@ -62,7 +75,7 @@ trait CloExec {
 impl CloExec for OpenOptions {
     fn custom_flags_cloexec(&mut self) -> &mut Self {
         use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY)
+        self.custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
     }
 }
 
@@ -80,6 +93,7 @@ fn emit(s: &mut Sinks, raw: &[u8]) {
     let text = String::from_utf8_lossy(raw);
     let line = format!("babymon-init: {text}\n");
     match s.console.as_mut() {
+        _ if s.kmsg_only => {}
         Some(c) => {
             let _ = c.write_all(line.as_bytes());
         }
@@ -123,6 +137,12 @@ pub fn console(message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devkmsg() {
+        assert!(devkmsg_on("console=ttyS0 printk.devkmsg=on quiet"));
+        assert!(!devkmsg_on("console=ttyS0 printk.devkmsg=ratelimit"));
+    }
 
     #[test]
     fn priorities() {

@@ -20,6 +20,7 @@ mod logsink;
 mod modules;
 mod mounts;
 mod run;
+mod runfiles;
 mod runloop;
 mod services;
 mod shutdown;
@@ -307,7 +308,7 @@ impl Init {
             };
             services::plan(&self.loaded, &machine)
         };
-        runloop::prepare_run_dir(self);
+        runfiles::prepare_run_dir(self);
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         log::info!("boot: services in start order: {}", names.join(", "));
         self.sup = Supervisor::new(
@@ -357,6 +358,9 @@ pub fn main() -> ExitCode {
     }
     logsink::init();
     log::info!("babymon-init {} starting", env!("CARGO_PKG_VERSION"));
+    if !opts.ignored.is_empty() {
+        log::info!("kernel arguments ignored: {}", opts.ignored.join(" "));
+    }
     let mut signals = match signals::block() {
         Ok(fd) => Some(fd),
         Err(e) => {
@@ -374,12 +378,19 @@ pub fn main() -> ExitCode {
             log::warn!("test plan {}: a test run, not a device", path.display());
             TestPlan::load(path)
         }
+        None if root != std::path::Path::new("/") => {
+            Err("--root needs --test-plan (the steps that touch the machine must be named)".into())
+        }
         None => Ok(TestPlan::default()),
     };
     let mut init = Init::new(root, TestPlan::default());
     match plan {
         Ok(plan) => init.plan = plan,
-        Err(e) => init.fail(format!("test plan: {e}")),
+        Err(e) => {
+            // A test run whose plan is unknown must not touch the machine.
+            init.plan = TestPlan::everything_off();
+            init.fail(format!("test plan: {e}"));
+        }
     }
     if signals.is_none() {
         init.failed.push("signals could not be blocked".into());

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,12 @@ pub enum RunError {
 pub fn run(argv: &[&str], limit: Duration) -> Result<i32, RunError> {
     let (program, args) = argv.split_first().map_or(("", &[][..]), |(p, a)| (*p, a));
     let name = program.rsplit('/').next().unwrap_or(program).to_string();
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    // SAFETY: only a system call on no shared data between fork and exec.
+    unsafe {
+        cmd.pre_exec(super::spawn::unblock_signals);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -19,7 +19,7 @@ use super::leds::{self, Tunnel};
 use super::signals::{self, Power};
 use super::supervisor::{Exit, Phase};
 use super::testplan::Step;
-use super::{Init, accounts, clock, devperm, run_dir, services, spawn, status, system};
+use super::{Init, accounts, clock, devperm, run_dir, spawn, status, system};
 
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -246,7 +246,7 @@ fn start_due(init: &mut Init, lp: &mut Loop, now: Instant) {
         };
         if spec.name == "cloudflared"
             && init.plan.service.is_empty()
-            && let Err(e) = prepare_tunnel(init)
+            && let Err(e) = super::runfiles::prepare_tunnel(init)
         {
             log::error!("cloudflared: {e}; the tunnel stays off until this is fixed");
             init.sup.start_failed(i, now);
@@ -429,64 +429,4 @@ fn uevents(init: &mut Init) {
             }
         }
     }
-}
-
-/// `/run/babymon`: root's, writable by the `babymon` group (for
-/// `serve.json`), sticky so that `serve` cannot replace `system.json`;
-/// `serve`'s home under it.
-pub(super) fn prepare_run_dir(init: &Init) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = run_dir(init);
-    let (passwd, groups) = accounts::read(&init.root);
-    let babymon = accounts::find_user(&passwd, &groups, "babymon");
-    let _ = std::fs::create_dir_all(dir.join("home"));
-    if let Some(u) = &babymon {
-        let _ = std::os::unix::fs::chown(&dir, Some(0), Some(u.gid));
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1775));
-        let _ = std::os::unix::fs::chown(dir.join("home"), Some(u.uid), Some(u.gid));
-        let _ = std::fs::set_permissions(dir.join("home"), std::fs::Permissions::from_mode(0o700));
-    }
-    let c = &init.loaded.config;
-    if c.wifi.is_set() && !init.loaded.guard_failed("wifi") && init.plan.service.is_empty() {
-        match services::wpa_conf(c) {
-            Ok(text) => {
-                if let Err(e) = services::write_private(
-                    &init.at(services::WPA_CONF),
-                    text.as_bytes(),
-                    0o600,
-                    None,
-                ) {
-                    log::error!("wifi: {}: {e}", services::WPA_CONF);
-                }
-            }
-            Err(e) => log::error!("wifi: {e}"),
-        }
-    }
-}
-
-/// cloudflared's folder and its token (or credentials) file, readable only
-/// by its user. The token is never logged.
-fn prepare_tunnel(init: &Init) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let (passwd, groups) = accounts::read(&init.root);
-    let u = accounts::find_user(&passwd, &groups, "cloudflared")
-        .ok_or("user cloudflared is not in /etc/passwd")?;
-    let dir = init.at(services::TUNNEL_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::os::unix::fs::chown(&dir, Some(u.uid), Some(u.gid))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let t = &init.loaded.config.tunnel;
-    let (name, bytes) = if t.token.is_set() {
-        ("token", t.token.expose().as_bytes().to_vec())
-    } else {
-        let src = init
-            .at("boot")
-            .join(t.credentials_file.trim_start_matches("/boot/"));
-        let bytes = std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?;
-        ("credentials.json", bytes)
-    };
-    services::write_private(&dir.join(name), &bytes, 0o400, Some((u.uid, u.gid)))
-        .map_err(|e| format!("{}: {e}", dir.join(name).display()))
 }

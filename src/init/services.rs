@@ -123,9 +123,9 @@ pub fn plan(loaded: &Loaded, m: &Machine) -> Vec<ServiceSpec> {
     }
     serve.user = Some("babymon".into());
     let registry = if m.data_mounted {
-        "/data/babymon/gstreamer-registry.bin"
+        "/data/babymon/gstreamer/registry.bin"
     } else {
-        "/run/babymon/gstreamer-registry.bin"
+        "/run/babymon/home/gstreamer-registry.bin"
     };
     serve.env = vec![
         ("GST_REGISTRY".into(), registry.into()),
@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(p[1].argv, vec!["/usr/bin/babymon", "serve"]);
         assert!(p[1].env.contains(&(
             "GST_REGISTRY".into(),
-            "/run/babymon/gstreamer-registry.bin".into()
+            "/run/babymon/home/gstreamer-registry.bin".into()
         )));
     }
 

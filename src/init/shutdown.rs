@@ -102,7 +102,9 @@ pub(super) fn shutdown(init: &mut Init, power: Power) -> ! {
         &system_state(init, leds::State::ShuttingDown, Instant::now()),
     );
     save_clock(init);
+    let synced = Instant::now();
     nix::unistd::sync();
+    log::info!("shutdown: sync took {} ms", synced.elapsed().as_millis());
     if init.runs(Step::Blockdev) {
         blockdev::unmount_data(&init.root);
     }

@@ -100,6 +100,9 @@ pub fn spawn(spec: &ServiceSpec, root: &Path) -> Result<(i32, Option<File>), Spa
     // async-signal-safe system calls on data prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {
+            // init blocks the signals it reads from its signalfd; a child
+            // must not inherit that mask, or TERM would not stop it.
+            unblock_signals()?;
             nix::unistd::setsid()?;
             if console && nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
@@ -118,6 +121,16 @@ pub fn spawn(spec: &ServiceSpec, root: &Path) -> Result<(i32, Option<File>), Spa
     let pid = i32::try_from(child.id()).unwrap_or(0);
     drop(cmd);
     Ok((pid, output))
+}
+
+/// Clears the signal mask (in a child, between fork and exec).
+pub fn unblock_signals() -> std::io::Result<()> {
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )?;
+    Ok(())
 }
 
 /// Service output pipes, read without blocking, split into lines.

@@ -263,7 +263,9 @@ impl Supervisor {
         if !u.is_healthy() {
             u.unhealthy_exits += 1;
         }
-        if u.unhealthy_exits >= policy.crash_loop_exits {
+        // A job that cannot reach its server (NTP without internet) backs
+        // off but is no crash loop.
+        if u.unhealthy_exits >= policy.crash_loop_exits && u.spec.every.is_none() {
             u.crash_loop = true;
             u.delay = policy.max_delay;
         }
@@ -461,6 +463,23 @@ mod tests {
         assert!(s.to_start(now + secs(3602), true).is_empty());
         assert_eq!(s.to_start(now + secs(3603), true), vec![0]);
         assert_eq!(s.next_due(), Some(now + secs(3603)));
+    }
+
+    #[test]
+    fn failing_periodic_job_backs_off_without_crash_loop() {
+        let mut ntp = unit("ntp");
+        ntp.every = Some(secs(3600));
+        let mut s = Supervisor::new(vec![ntp], Policy::default());
+        let mut now = Instant::now();
+        let mut delays = Vec::new();
+        for pid in 1..=7 {
+            let next = crash(&mut s, now, pid);
+            delays.push((next - now).as_secs());
+            now = next;
+        }
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60]);
+        assert!(!s.any_crash_loop());
+        assert_eq!(s.units[0].state_name(), "backoff");
     }
 
     #[test]

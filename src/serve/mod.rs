@@ -58,6 +58,8 @@ impl Options {
 /// cannot be bound; a media side that fails to start is retried while the
 /// page and `/api/status` say why.
 pub fn run(options: Options) -> ExitCode {
+    // Before any thread exists: it may set GST_REGISTRY.
+    media::prepare_environment();
     init_logging();
     let Some(config) = load_config(options.config.as_deref()) else {
         return ExitCode::FAILURE;

@@ -26,6 +26,23 @@ export async function launch() {
   });
 }
 
+// The same, with a `vanish()` that kills the browser process outright (no
+// pagehide, no DELETE), as when a phone drops off the network.
+export async function launchKillable() {
+  const server = await chromium.launchServer({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ARGS,
+  });
+  const browser = await chromium.connect(server.wsEndpoint());
+  browser.vanish = () => server.process().kill('SIGKILL');
+  browser.closeAll = async () => {
+    await browser.close().catch(() => {});
+    await server.close().catch(() => {});
+  };
+  return browser;
+}
+
 // A phone-sized page in its own context.
 export async function phonePage(browser) {
   const context = await browser.newContext({

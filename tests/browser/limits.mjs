@@ -3,7 +3,7 @@
 // and the page says so; when one viewer vanishes without a DELETE (its
 // browser killed) its place frees and the waiting page gets in by itself.
 //   node limits.mjs --url URL [--timeout 15000] [--free-timeout 60000]
-import { launch, phonePage, waitFor, decoding, options, chromiumOffer, sleep, log } from './lib.mjs';
+import { launch, launchKillable, phonePage, waitFor, decoding, options, chromiumOffer, sleep, log } from './lib.mjs';
 
 const o = options({ timeout: '15000', 'free-timeout': '60000' });
 const result = {};
@@ -15,12 +15,12 @@ const viewerCount = async () => {
 try {
   const pages = [];
   for (let i = 0; i < 3; i++) {
-    const browser = await launch();
+    const browser = i === 0 ? await launchKillable() : await launch();
     browsers.push(browser);
     pages.push(await phonePage(browser));
   }
   const [a, b, c] = pages;
-  await Promise.all([a.goto(o.url), b.goto(o.url)]);
+  await Promise.all([a.goto(o.url, { waitUntil: 'domcontentloaded' }), b.goto(o.url, { waitUntil: 'domcontentloaded' })]);
   const two = await Promise.all([a, b].map((p) => waitFor(p, decoding(30), Number(o.timeout))));
   result.twoDecode = two.map((w) => ({ ok: w.ok, frames: w.c && w.c.framesDecoded }));
   result.countWithTwo = await viewerCount();
@@ -35,12 +35,12 @@ try {
   result.third = { status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.text()).trim() };
 
   // A third page: refused, it says so and waits.
-  await c.goto(o.url);
+  await c.goto(o.url, { waitUntil: 'domcontentloaded' });
   const refused = await waitFor(c, (x) => x.state === 'reconnecting' && /too many/.test(x.lastError), 10000);
   result.thirdPage = { refused: refused.ok, state: refused.c && refused.c.state, lastError: refused.c && refused.c.lastError };
 
   // Viewer A vanishes: no pagehide, no DELETE.
-  browsers[0].process().kill('SIGKILL');
+  browsers[0].vanish();
   const t0 = Date.now();
   let count = 2;
   while (Date.now() - t0 < Number(o['free-timeout'])) {
@@ -55,10 +55,18 @@ try {
   result.thirdGetsIn = { ok: inC.ok, frames: inC.c && inC.c.framesDecoded, reconnects: inC.c && inC.c.reconnects };
   const bNow = await waitFor(b, (x) => x.state === 'live', 1000);
   result.secondStillLive = bNow.ok;
+
+  // B leaves the ordinary way (here by going to another page; Playwright's
+  // page.close() drops keepalive requests, which a real tab close sends):
+  // the page's pagehide sends DELETE.
+  const before = await viewerCount();
+  await b.goto('about:blank');
+  await sleep(1500);
+  result.afterClose = { before, after: await viewerCount() };
 } catch (e) {
   log(e.stack || String(e));
   result.error = String(e);
 } finally {
-  await Promise.all(browsers.map((b) => b.close().catch(() => {})));
+  await Promise.all(browsers.map((b) => (b.closeAll ? b.closeAll() : b.close()).catch(() => {})));
 }
 console.log(JSON.stringify(result));

@@ -8,14 +8,14 @@ const result = {};
 const browser = await launch();
 try {
   const page = await phonePage(browser);
-  await page.goto(o.url);
+  await page.goto(o.url, { waitUntil: 'domcontentloaded' });
   result.formShown = (await page.locator('input[type=password]').count()) === 1;
   result.viewerBeforeLogin = await page.evaluate(() => !!window.babymon);
   await page.fill('#password', o.password + 'x');
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click('button[type=submit]')]);
   result.wrongMessage = (await page.locator('.error').innerText()).trim();
   await page.fill('#password', o.password);
-  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click('button[type=submit]')]);
   const cookies = await page.context().cookies();
   result.cookies = cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, isPassword: c.value === o.password }));
   result.scriptSeesCookie = await page.evaluate(() => document.cookie.includes('babymon_session'));

@@ -32,6 +32,14 @@ pub fn require_loopback_only() {
     );
 }
 
+/// Held by each browser test so that they run one at a time: several
+/// Chromiums and encoders at once on a small machine would make the time
+/// limits of the tests measure the machine instead of babymon.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A fresh folder under the system's temporary folder.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -66,13 +74,18 @@ impl Server {
     /// Starts `babymon serve` with this config on 127.0.0.1:0 and waits for
     /// its `listening on` line.
     pub fn start(config_text: &str) -> Server {
+        Server::start_on(config_text, "127.0.0.1:0")
+    }
+
+    /// The same on a given address, such as the port of a server before.
+    pub fn start_on(config_text: &str, listen: &str) -> Server {
         let dir = temp_dir("serve");
         let run_dir = dir.join("run");
         std::fs::create_dir_all(&run_dir).unwrap();
         let config_path = dir.join("babymon.toml");
         std::fs::write(&config_path, config_text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_babymon"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", listen, "--config"])
             .arg(&config_path)
             .env("BABYMON_RUN_DIR", &run_dir)
             .env("HOME", &dir)

@@ -72,10 +72,10 @@ impl Auth {
         if self.is_open() {
             return Verdict::Open;
         }
-        if let Some(token) = cookie(headers, COOKIE) {
-            if self.session_valid(token, now) {
-                return Verdict::Allowed;
-            }
+        if let Some(token) = cookie(headers, COOKIE)
+            && self.session_valid(token, now)
+        {
+            return Verdict::Allowed;
         }
         let Some(given) = bearer(headers) else {
             return Verdict::Missing;

@@ -60,7 +60,9 @@ pub fn choose(enabled: bool, device: &str, found: &[String], alsasrc: bool) -> A
     if !device.is_empty() {
         return AudioSource::Alsa(device.to_string());
     }
-    found.first().map_or(AudioSource::Test, |d| AudioSource::Alsa(d.clone()))
+    found
+        .first()
+        .map_or(AudioSource::Test, |d| AudioSource::Alsa(d.clone()))
 }
 
 /// Reads `/proc/asound/pcm`; none when ALSA is absent.
@@ -95,8 +97,14 @@ mod tests {
     fn choice() {
         let found = capture_devices(PCM);
         assert_eq!(choose(false, "", &found, true), AudioSource::Off);
-        assert_eq!(choose(true, "", &found, true), AudioSource::Alsa("plughw:0,3".into()));
-        assert_eq!(choose(true, "hw:5", &found, true), AudioSource::Alsa("hw:5".into()));
+        assert_eq!(
+            choose(true, "", &found, true),
+            AudioSource::Alsa("plughw:0,3".into())
+        );
+        assert_eq!(
+            choose(true, "hw:5", &found, true),
+            AudioSource::Alsa("hw:5".into())
+        );
         assert_eq!(choose(true, "", &[], true), AudioSource::Test);
         assert_eq!(choose(true, "", &found, false), AudioSource::Test);
         assert_eq!(choose(true, "", &[], true).info().kind, "test");

@@ -9,12 +9,12 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
 use gstreamer as gst;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
-use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
 
-use super::sdp::{Codec, OfferPlan};
+use super::sdp::{self, Codec, OfferPlan};
 
 /// ICE settings from `[viewer]`.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +41,20 @@ struct Leg {
     tee_pad: Option<(gst::Element, gst::Pad)>,
 }
 
+/// Turns UPnP off in the libnice agent: babymon never asks the router to
+/// open ports, and libnice would otherwise hold the end of gathering back
+/// for its UPnP timeout (200 ms) on every session.
+fn no_upnp(ice: &gst_webrtc::WebRTCICE) {
+    if ice.find_property("agent").is_none() {
+        log::warn!("ice: the ICE agent has no libnice agent; UPnP stays as it is");
+        return;
+    }
+    let agent = ice.property::<glib::Object>("agent");
+    if agent.find_property("upnp").is_some() {
+        agent.set_property("upnp", false);
+    }
+}
+
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
         .build()
@@ -50,10 +64,16 @@ fn make(factory: &str) -> Result<gst::Element, String> {
 impl Branch {
     /// Builds a branch in `pipeline`, linked up to webrtcbin but not yet to
     /// the tees, and brings it to the pipeline's state.
-    pub fn prepare(pipeline: &gst::Pipeline, audio: bool, ice: &Ice, epoch: Instant) -> Result<Branch, String> {
+    pub fn prepare(
+        pipeline: &gst::Pipeline,
+        audio: bool,
+        ice: &Ice,
+        epoch: Instant,
+    ) -> Result<Branch, String> {
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         if let Some(agent) = webrtc.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent") {
+            no_upnp(&agent);
             if let Some((min, max)) = ice.ports {
                 agent.set_property("min-rtp-port", u32::from(min));
                 agent.set_property("max-rtp-port", u32::from(max));
@@ -66,8 +86,14 @@ impl Branch {
         }
         let video = Leg::new("rtph264pay")?;
         video.pay.set_property("config-interval", -1i32);
-        video.pay.set_property_from_str("aggregate-mode", "zero-latency");
-        let audio = if audio { Some(Leg::new("rtpopuspay")?) } else { None };
+        video
+            .pay
+            .set_property_from_str("aggregate-mode", "zero-latency");
+        let audio = if audio {
+            Some(Leg::new("rtpopuspay")?)
+        } else {
+            None
+        };
         pipeline
             .add(&webrtc)
             .map_err(|e| format!("webrtcbin: cannot add: {e}"))?;
@@ -84,10 +110,17 @@ impl Branch {
         for leg in legs {
             leg.attach(pipeline, &branch.webrtc)?;
         }
-        branch.webrtc.sync_state_with_parent().map_err(|e| format!("webrtcbin: {e}"))?;
+        branch
+            .webrtc
+            .sync_state_with_parent()
+            .map_err(|e| format!("webrtcbin: {e}"))?;
         for leg in std::iter::once(&branch.video).chain(branch.audio.as_ref()) {
-            leg.pay.sync_state_with_parent().map_err(|e| format!("payloader: {e}"))?;
-            leg.queue.sync_state_with_parent().map_err(|e| format!("queue: {e}"))?;
+            leg.pay
+                .sync_state_with_parent()
+                .map_err(|e| format!("payloader: {e}"))?;
+            leg.queue
+                .sync_state_with_parent()
+                .map_err(|e| format!("queue: {e}"))?;
         }
         branch.removed = false;
         Ok(branch)
@@ -104,22 +137,35 @@ impl Branch {
         audio_tee: Option<&gst::Element>,
         gather_timeout: Duration,
     ) -> Result<String, String> {
-        self.video.pay.set_property("pt", u32::from(plan.video.payload));
+        self.video
+            .pay
+            .set_property("pt", u32::from(plan.video.payload));
         if let (Some(leg), Some(codec)) = (&self.audio, &plan.audio) {
             leg.pay.set_property("pt", u32::from(codec.payload));
         }
         self.set_preferences(plan)?;
 
         let (tx, rx) = mpsc::channel();
-        let gathered = self.webrtc.connect_notify(Some("ice-gathering-state"), move |w, _| {
-            let state = w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                let _ = tx.send(());
-            }
-        });
-        let result = self.negotiate(offer, video_tee, audio_tee, &rx, gather_timeout);
+        let gathered = self
+            .webrtc
+            .connect_notify(Some("ice-gathering-state"), move |w, _| {
+                let state =
+                    w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+                if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                    let _ = tx.send(());
+                }
+            });
+        let offer = sdp::keep_planned(offer, plan);
+        let result = self.negotiate(&offer, video_tee, audio_tee, &rx, gather_timeout);
         self.webrtc.disconnect(gathered);
-        result
+        let answer = result?;
+        let plid = plan
+            .video
+            .fmtp
+            .get("profile-level-id")
+            .map_or("42e01f", String::as_str);
+        let answer = sdp::with_profile_level_id(&answer, plan.video.payload, plid);
+        Ok(sdp::without_ssrc_lines(&answer))
     }
 
     fn negotiate(
@@ -130,27 +176,59 @@ impl Branch {
         gathered: &mpsc::Receiver<()>,
         gather_timeout: Duration,
     ) -> Result<String, String> {
-        let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes()).map_err(|e| format!("offer: {e}"))?;
+        let t0 = Instant::now();
+        let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes())
+            .map_err(|e| format!("offer: {e}"))?;
         let offer = WebRTCSessionDescription::new(WebRTCSDPType::Offer, sdp);
         self.call("set-remote-description", &offer)?;
+        let t_remote = t0.elapsed();
         let reply = self.promise("create-answer", None)?;
         let answer = reply
             .as_ref()
             .and_then(|s| s.get::<WebRTCSessionDescription>("answer").ok())
-            .ok_or_else(|| match reply.as_ref().and_then(|s| s.get::<glib::Error>("error").ok()) {
-                Some(e) => format!("create-answer: {e}"),
-                None => "create-answer: no answer".to_string(),
+            .ok_or_else(|| {
+                match reply
+                    .as_ref()
+                    .and_then(|s| s.get::<glib::Error>("error").ok())
+                {
+                    Some(e) => format!("create-answer: {e}"),
+                    None => "create-answer: no answer".to_string(),
+                }
             })?;
+        let t_answer = t0.elapsed();
+        // The payloaders send what the answer says, whatever webrtcbin chose.
+        if let Ok(text) = answer.sdp().as_text() {
+            if let Some(pt) = sdp::first_payload(&text, "video") {
+                self.video.pay.set_property("pt", u32::from(pt));
+            }
+            if let (Some(leg), Some(pt)) = (&self.audio, sdp::first_payload(&text, "audio")) {
+                leg.pay.set_property("pt", u32::from(pt));
+            }
+        }
         self.call("set-local-description", &answer)?;
+        let t_local = t0.elapsed();
         self.watch_rx();
         self.video.link_tee(video_tee)?;
         if let (Some(leg), Some(tee)) = (&mut self.audio, audio_tee) {
             leg.link_tee(tee)?;
         }
-        let state = self.webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-        if state != gst_webrtc::WebRTCICEGatheringState::Complete && gathered.recv_timeout(gather_timeout).is_err() {
-            log::warn!("ice: gathering not complete after {gather_timeout:?}; answering with what was found");
+        let state = self
+            .webrtc
+            .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+        if state != gst_webrtc::WebRTCICEGatheringState::Complete
+            && gathered.recv_timeout(gather_timeout).is_err()
+        {
+            log::warn!(
+                "ice: gathering not complete after {gather_timeout:?}; answering with what was found"
+            );
         }
+        log::debug!(
+            "answer: remote description {} ms, answer {} ms, local description {} ms, gathered {} ms",
+            t_remote.as_millis(),
+            t_answer.as_millis(),
+            t_local.as_millis(),
+            t0.elapsed().as_millis()
+        );
         let local = self
             .webrtc
             .property::<Option<WebRTCSessionDescription>>("local-description")
@@ -159,8 +237,13 @@ impl Branch {
     }
 
     fn set_preferences(&self, plan: &OfferPlan) -> Result<(), String> {
-        let transceivers = (0u32..)
-            .map_while(|i| self.webrtc.emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&(i as i32)]));
+        let transceivers = (0u32..).map_while(|i| {
+            self.webrtc
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>(
+                    "get-transceiver",
+                    &[&(i as i32)],
+                )
+        });
         for t in transceivers {
             let kind = t.property::<gst_webrtc::WebRTCKind>("kind");
             let codec = match kind {
@@ -180,11 +263,16 @@ impl Branch {
     /// Emits an action that takes a description and a promise; waits.
     fn call(&self, action: &str, description: &WebRTCSessionDescription) -> Result<(), String> {
         let promise = gst::Promise::new();
-        self.webrtc.emit_by_name::<()>(action, &[description, &promise]);
+        self.webrtc
+            .emit_by_name::<()>(action, &[description, &promise]);
         check_promise(action, promise.wait(), promise.get_reply())
     }
 
-    fn promise(&self, action: &str, arg: Option<&gst::Structure>) -> Result<Option<gst::Structure>, String> {
+    fn promise(
+        &self,
+        action: &str,
+        arg: Option<&gst::Structure>,
+    ) -> Result<Option<gst::Structure>, String> {
         let promise = gst::Promise::new();
         self.webrtc.emit_by_name::<()>(action, &[&arg, &promise]);
         let result = promise.wait();
@@ -206,10 +294,13 @@ impl Branch {
             };
             let last = self.last_rx.clone();
             let epoch = self.epoch;
-            pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
-                last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, _| {
+                    last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
     }
 
@@ -265,12 +356,15 @@ impl Leg {
         pipeline
             .add_many([&self.queue, &self.pay])
             .map_err(|e| format!("branch: cannot add: {e}"))?;
-        self.queue.link(&self.pay).map_err(|e| format!("queue to payloader: {e}"))?;
+        self.queue
+            .link(&self.pay)
+            .map_err(|e| format!("queue to payloader: {e}"))?;
         let sink = webrtc
             .request_pad_simple("sink_%u")
             .ok_or("webrtcbin: no sink pad")?;
         let src = self.pay.static_pad("src").ok_or("payloader: no src pad")?;
-        src.link(&sink).map_err(|e| format!("payloader to webrtcbin: {e}"))?;
+        src.link(&sink)
+            .map_err(|e| format!("payloader to webrtcbin: {e}"))?;
         Ok(())
     }
 

@@ -74,14 +74,20 @@ pub fn scan(width: u32, height: u32, fps: u32) -> Scan {
             continue;
         }
         if CSI_DRIVERS.contains(&cap.driver.as_str()) {
-            scan.csi.get_or_insert_with(|| format!("{path} ({})", cap.driver));
+            scan.csi
+                .get_or_insert_with(|| format!("{path} ({})", cap.driver));
             continue;
         }
         if !caps.contains(Capabilities::VIDEO_CAPTURE) {
             continue;
         }
         let modes = modes(&file, width, height, fps);
-        log::debug!("{path}: {} ({}), {} modes", cap.card, cap.driver, modes.len());
+        log::debug!(
+            "{path}: {} ({}), {} modes",
+            cap.card,
+            cap.driver,
+            modes.len()
+        );
         if !modes.is_empty() {
             scan.cameras.push(Camera {
                 path,
@@ -153,7 +159,8 @@ fn sizes(file: &File, format: PixelFormat, width: u32, height: u32) -> Vec<(u32,
 fn rates(file: &File, format: PixelFormat, width: u32, height: u32, fps: u32) -> Vec<Fps> {
     let mut out = Vec::new();
     for index in 0..64 {
-        let Ok(ival) = ioctl::enum_frame_intervals::<v4l2_frmivalenum>(file, index, format, width, height)
+        let Ok(ival) =
+            ioctl::enum_frame_intervals::<v4l2_frmivalenum>(file, index, format, width, height)
         else {
             break;
         };

@@ -18,7 +18,11 @@ pub const PI_ENCODER_NODE: &str = "/dev/video11";
 /// `v4l2h264enc` on the bcm2835 codec, then `x264enc`, then `openh264enc`.
 /// `exists` says whether a GStreamer element is installed. `None` when no
 /// encoder is usable.
-pub fn choose(forced: &str, exists: &dyn Fn(&str) -> bool, codecs: &[CodecNode]) -> Option<EncoderInfo> {
+pub fn choose(
+    forced: &str,
+    exists: &dyn Fn(&str) -> bool,
+    codecs: &[CodecNode],
+) -> Option<EncoderInfo> {
     let info = |name: &str, reason: String| {
         Some(EncoderInfo {
             name: name.to_string(),
@@ -37,15 +41,27 @@ pub fn choose(forced: &str, exists: &dyn Fn(&str) -> bool, codecs: &[CodecNode])
         .find(|c| c.card.starts_with("bcm2835-codec") && c.path == PI_ENCODER_NODE);
     if let Some(node) = pi {
         if exists("v4l2h264enc") {
-            return info("v4l2h264enc", format!("hardware encoder {} ({}){note}", node.path, node.card));
+            return info(
+                "v4l2h264enc",
+                format!("hardware encoder {} ({}){note}", node.path, node.card),
+            );
         }
-        note.push_str(&format!(" ({} found but v4l2h264enc is not installed)", node.path));
+        note.push_str(&format!(
+            " ({} found but v4l2h264enc is not installed)",
+            node.path
+        ));
     }
     if exists("x264enc") {
-        return info("x264enc", format!("no hardware H.264 encoder; software x264{note}"));
+        return info(
+            "x264enc",
+            format!("no hardware H.264 encoder; software x264{note}"),
+        );
     }
     if exists("openh264enc") {
-        return info("openh264enc", format!("no hardware H.264 encoder and no x264enc{note}"));
+        return info(
+            "openh264enc",
+            format!("no hardware H.264 encoder and no x264enc{note}"),
+        );
     }
     None
 }
@@ -132,7 +148,11 @@ mod tests {
     fn pi_codec_without_element_falls_back_and_says_so() {
         let e = choose("auto", &has(&["x264enc"]), &pi()).unwrap();
         assert_eq!(e.name, "x264enc");
-        assert!(e.reason.contains("v4l2h264enc is not installed"), "{}", e.reason);
+        assert!(
+            e.reason.contains("v4l2h264enc is not installed"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]
@@ -149,18 +169,33 @@ mod tests {
 
     #[test]
     fn software_order() {
-        assert_eq!(choose("auto", &has(&["x264enc", "openh264enc"]), &[]).unwrap().name, "x264enc");
-        assert_eq!(choose("auto", &has(&["openh264enc"]), &[]).unwrap().name, "openh264enc");
+        assert_eq!(
+            choose("auto", &has(&["x264enc", "openh264enc"]), &[])
+                .unwrap()
+                .name,
+            "x264enc"
+        );
+        assert_eq!(
+            choose("auto", &has(&["openh264enc"]), &[]).unwrap().name,
+            "openh264enc"
+        );
         assert_eq!(choose("auto", &has(&[]), &[]), None);
     }
 
     #[test]
     fn forced_encoder() {
         let e = choose("openh264enc", &has(&["x264enc", "openh264enc"]), &[]).unwrap();
-        assert_eq!((e.name.as_str(), e.reason.as_str()), ("openh264enc", "set by camera.encoder"));
+        assert_eq!(
+            (e.name.as_str(), e.reason.as_str()),
+            ("openh264enc", "set by camera.encoder")
+        );
         let e = choose("nvh264enc", &has(&["x264enc"]), &[]).unwrap();
         assert_eq!(e.name, "x264enc");
-        assert!(e.reason.contains("\"nvh264enc\" is not installed"), "{}", e.reason);
+        assert!(
+            e.reason.contains("\"nvh264enc\" is not installed"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]

@@ -19,13 +19,22 @@ use super::keyframe::{self, KeyFrameLimiter};
 use super::pipeline::{self, Shared};
 use super::sessions::{self, Link};
 use super::source::Want;
-use super::{Answer, MediaError, MediaStatus, OfferError, SessionError, ViewerInfo, sdp, supervisor};
+use super::{
+    Answer, MediaError, MediaStatus, OfferError, SessionError, ViewerInfo, sdp, supervisor,
+};
 
 /// How long ICE gathering may take before the answer goes out anyway.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Elements without which no viewer can be served.
-const NEEDED: [&str; 6] = ["webrtcbin", "rtph264pay", "h264parse", "nicesrc", "dtlsdec", "tee"];
+const NEEDED: [&str; 6] = [
+    "webrtcbin",
+    "rtph264pay",
+    "h264parse",
+    "nicesrc",
+    "dtlsdec",
+    "tee",
+];
 
 /// What the config asks of the media side.
 #[derive(Debug, Clone)]
@@ -57,6 +66,10 @@ pub struct State {
     pub status: MediaStatus,
     pub camera_device: Option<String>,
     pub on_test_pattern: bool,
+    pub last_restart: Option<Instant>,
+    /// A camera that failed again soon after a restart is left alone
+    /// until then; the test pattern stands in.
+    pub camera_rest_until: Option<Instant>,
     pub sessions: HashMap<String, Session>,
     /// Answers in progress, which hold a place.
     pub pending: usize,
@@ -68,7 +81,11 @@ pub struct State {
 #[derive(Debug)]
 pub enum Event {
     Link(String, Link),
-    Stats { id: String, transport: String, remote: Option<IpAddr> },
+    Stats {
+        id: String,
+        transport: String,
+        remote: Option<IpAddr>,
+    },
     Spare,
 }
 
@@ -105,7 +122,10 @@ impl Inner {
             .build()
             .map_err(|e| MediaError::Init(format!("dtlsdec: {e}")))?;
         let _pem = dtls.property::<Option<String>>("pem");
-        log::info!("dtls: certificate ready in {} ms", started.elapsed().as_millis());
+        log::info!(
+            "dtls: certificate ready in {} ms",
+            started.elapsed().as_millis()
+        );
 
         let c = &config.camera;
         let settings = Settings {
@@ -124,7 +144,12 @@ impl Inner {
             max_viewers: config.viewer.max_viewers,
             ice: Ice {
                 ports: config.viewer.ice_ports,
-                addresses: config.viewer.ice_addresses.iter().map(ToString::to_string).collect(),
+                addresses: config
+                    .viewer
+                    .ice_addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
             },
         };
         let (events, rx) = mpsc::channel();
@@ -181,14 +206,23 @@ impl Inner {
     pub fn answer(&self, offer: &str) -> Result<Answer, OfferError> {
         let posted = Instant::now();
         let offer = sdp::drop_mdns_candidates(offer);
+        // What GStreamer's own parser refuses is not a usable offer either.
+        if let Err(e) = gstreamer_sdp::SDPMessage::parse_buffer(offer.as_bytes()) {
+            return Err(OfferError::NotSdp(format!(
+                "GStreamer cannot parse it: {e}"
+            )));
+        }
         let (mut branch, plan, video_tee, audio_tee, generation) = {
             let mut st = self.lock();
             let Some(shared) = st.shared.as_ref().filter(|_| !st.stopped) else {
                 return Err(OfferError::NotReady("no pipeline".into()));
             };
             let audio = shared.audio_tee.is_some();
-            let (video_tee, audio_tee, pipeline) =
-                (shared.video_tee.clone(), shared.audio_tee.clone(), shared.pipeline.clone());
+            let (video_tee, audio_tee, pipeline) = (
+                shared.video_tee.clone(),
+                shared.audio_tee.clone(),
+                shared.pipeline.clone(),
+            );
             let plan = sdp::plan(&offer, audio)?;
             if st.sessions.len() + st.pending >= self.settings.max_viewers as usize {
                 return Err(OfferError::Full {
@@ -197,12 +231,12 @@ impl Inner {
             }
             let branch = match st.spare.take() {
                 Some(b) => b,
-                None => Branch::prepare(&pipeline, audio, &self.settings.ice, self.epoch).map_err(|reason| {
-                    OfferError::Internal {
+                None => Branch::prepare(&pipeline, audio, &self.settings.ice, self.epoch).map_err(
+                    |reason| OfferError::Internal {
                         id: "-".into(),
                         reason,
-                    }
-                })?,
+                    },
+                )?,
             };
             st.pending += 1;
             (branch, plan, video_tee, audio_tee, st.generation)
@@ -210,7 +244,13 @@ impl Inner {
         let _ = self.events.send(Event::Spare);
         let id = sessions::new_id();
         self.watch(&id, &branch);
-        let result = branch.answer(&plan, &offer, &video_tee, audio_tee.as_ref(), GATHER_TIMEOUT);
+        let result = branch.answer(
+            &plan,
+            &offer,
+            &video_tee,
+            audio_tee.as_ref(),
+            GATHER_TIMEOUT,
+        );
 
         let mut st = self.lock();
         st.pending -= 1;
@@ -255,18 +295,23 @@ impl Inner {
     fn watch(&self, id: &str, branch: &Branch) {
         let events = self.events.clone();
         let sid = id.to_string();
-        branch.webrtc.connect_notify(Some("connection-state"), move |w, _| {
-            use gstreamer_webrtc::WebRTCPeerConnectionState as S;
-            let link = match w.property::<S>("connection-state") {
-                S::Connected | S::Disconnected => Link::Connected,
-                S::Failed => Link::Failed,
-                S::Closed => Link::Closed,
-                _ => Link::Connecting,
-            };
-            let _ = events.send(Event::Link(sid.clone(), link));
-        });
+        branch
+            .webrtc
+            .connect_notify(Some("connection-state"), move |w, _| {
+                use gstreamer_webrtc::WebRTCPeerConnectionState as S;
+                let link = match w.property::<S>("connection-state") {
+                    S::Connected | S::Disconnected => Link::Connected,
+                    S::Failed => Link::Failed,
+                    S::Closed => Link::Closed,
+                    _ => Link::Connecting,
+                };
+                let _ = events.send(Event::Link(sid.clone(), link));
+            });
         if let Some(pad) = branch.video_queue_sink() {
             let limiter = self.limiter.clone();
+            // A viewer's first request always passes: it cannot show
+            // anything before a key frame reaches it.
+            let first = std::sync::atomic::AtomicBool::new(true);
             pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 let Some(gst::PadProbeData::Event(event)) = &info.data else {
                     return gst::PadProbeReturn::Ok;
@@ -275,22 +320,33 @@ impl Inner {
                     return gst::PadProbeReturn::Ok;
                 }
                 let mut l = limiter.lock().unwrap_or_else(|p| p.into_inner());
+                if first.swap(false, Ordering::Relaxed) {
+                    l.forced(Instant::now());
+                    return gst::PadProbeReturn::Ok;
+                }
                 if l.request(Instant::now()) {
                     gst::PadProbeReturn::Ok
                 } else {
-                    gst::PadProbeReturn::Drop
+                    // Handled: the event is consumed here and goes no
+                    // further (Drop on an event trips a GStreamer 1.22 bug).
+                    log::debug!("key frame request held back ({} so far)", l.dropped());
+                    gst::PadProbeReturn::Handled
                 }
             });
         }
     }
 
     pub fn add_candidates(&self, id: &str, frag: &str) -> Result<(), SessionError> {
-        let candidates = sdp::fragment_candidates(frag).map_err(|reason| SessionError::BadCandidate {
-            id: id.into(),
-            reason,
-        })?;
+        let candidates =
+            sdp::fragment_candidates(frag).map_err(|reason| SessionError::BadCandidate {
+                id: id.into(),
+                reason,
+            })?;
         let st = self.lock();
-        let session = st.sessions.get(id).ok_or_else(|| SessionError::NotFound(id.into()))?;
+        let session = st
+            .sessions
+            .get(id)
+            .ok_or_else(|| SessionError::NotFound(id.into()))?;
         for (mline, candidate) in candidates {
             session
                 .branch
@@ -303,7 +359,10 @@ impl Inner {
     pub fn end(&self, id: &str, reason: &str) -> Result<(), SessionError> {
         let (mut session, count) = {
             let mut st = self.lock();
-            let s = st.sessions.remove(id).ok_or_else(|| SessionError::NotFound(id.into()))?;
+            let s = st
+                .sessions
+                .remove(id)
+                .ok_or_else(|| SessionError::NotFound(id.into()))?;
             (s, st.sessions.len())
         };
         session.branch.remove();
@@ -318,7 +377,11 @@ impl Inner {
         let (sessions, spare, shared) = {
             let mut st = self.lock();
             st.stopped = true;
-            (std::mem::take(&mut st.sessions), st.spare.take(), st.shared.take())
+            (
+                std::mem::take(&mut st.sessions),
+                st.spare.take(),
+                st.shared.take(),
+            )
         };
         for (_, mut s) in sessions {
             s.branch.remove();
@@ -333,13 +396,17 @@ impl Inner {
     /// Milliseconds since the viewer's last packet, `None` if none came.
     pub fn silence(&self, session: &Session) -> Option<Duration> {
         let last = session.branch.last_rx.load(Ordering::Relaxed);
-        (last > 0).then(|| self.epoch.elapsed().saturating_sub(Duration::from_millis(last)))
+        (last > 0).then(|| {
+            self.epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(last))
+        })
     }
 }
 
 /// Points `GST_REGISTRY` at a writable place that lasts (the root is
 /// read-only on the device) unless it is set already.
-fn set_registry() {
+pub fn set_registry() {
     if std::env::var_os("GST_REGISTRY").is_some() {
         return;
     }
@@ -356,7 +423,8 @@ fn set_registry() {
     };
     let path = dir.join("gstreamer-registry.bin");
     log::debug!("gstreamer: registry {}", path.display());
-    // SAFETY: called before gst::init and before any thread of ours starts.
+    // SAFETY: before gst::init; `prepare_environment` lets the program do
+    // it before any thread exists, after which this branch is not taken.
     unsafe { std::env::set_var("GST_REGISTRY", &path) };
 }
 

@@ -55,7 +55,13 @@ impl Choice {
 
     /// As `/api/status` shows it: "MJPG 1280x720@30".
     pub fn label(&self) -> String {
-        format!("{} {}x{}@{}", self.fourcc, self.width, self.height, self.fps.per_second().round())
+        format!(
+            "{} {}x{}@{}",
+            self.fourcc,
+            self.width,
+            self.height,
+            self.fps.per_second().round()
+        )
     }
 }
 
@@ -95,7 +101,9 @@ fn best_rate(rates: &[Fps], fps: u32) -> Option<Fps> {
         .clone()
         .filter(|r| r.per_second() >= want)
         .min_by(|a, b| a.per_second().total_cmp(&b.per_second()));
-    above.or_else(|| valid.max_by(|a, b| a.per_second().total_cmp(&b.per_second()))).copied()
+    above
+        .or_else(|| valid.max_by(|a, b| a.per_second().total_cmp(&b.per_second())))
+        .copied()
 }
 
 #[cfg(test)]
@@ -137,7 +145,10 @@ mod tests {
     #[test]
     fn yuyv_when_it_keeps_size_and_rate() {
         let c = choose(&usb_camera(), 640, 480, 30).unwrap();
-        assert_eq!(c.caps(), "video/x-raw,format=YUY2,width=640,height=480,framerate=30/1");
+        assert_eq!(
+            c.caps(),
+            "video/x-raw,format=YUY2,width=640,height=480,framerate=30/1"
+        );
         let c = choose(&usb_camera(), 1280, 720, 10).unwrap();
         assert_eq!((c.fourcc.as_str(), c.fps.num), ("YUYV", 10));
     }
@@ -165,7 +176,10 @@ mod tests {
             fourcc: "YUYV".into(),
             width: 640,
             height: 480,
-            rates: vec![Fps { num: 30000, den: 1001 }],
+            rates: vec![Fps {
+                num: 30000,
+                den: 1001,
+            }],
         }];
         assert_eq!(choose(&ntsc, 640, 480, 29).unwrap().fps.num, 30000);
     }

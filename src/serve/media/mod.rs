@@ -94,7 +94,9 @@ pub struct Answer {
 pub enum OfferError {
     #[error("not an SDP offer: {0}")]
     NotSdp(String),
-    #[error("the offer has no H.264 video that babymon can send (constrained baseline, packetization-mode 1)")]
+    #[error(
+        "the offer has no H.264 video that babymon can send (constrained baseline, packetization-mode 1)"
+    )]
     NoH264,
     #[error("the offer has no Opus audio")]
     NoOpus,
@@ -129,6 +131,13 @@ pub enum MediaError {
 #[derive(Clone)]
 pub struct Media {
     inner: Arc<engine::Inner>,
+}
+
+/// Points `GST_REGISTRY` at `/data` (or `/run/babymon`) when it is unset.
+/// [`Media::start`] does it too; calling this first thing in `main`, before
+/// any thread starts, keeps the environment change race-free.
+pub fn prepare_environment() {
+    engine::set_registry();
 }
 
 impl Media {
@@ -177,3 +186,6 @@ impl Media {
         self.inner.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,18 +36,38 @@ pub fn build(video: &str, encoder: &str, audio: Option<&str>) -> Result<Shared, 
         text.push_str(audio);
     }
     log::debug!("pipeline: {text}");
-    let element = gst::parse::launch(&text).map_err(|e| PipelineError::Parse(text.clone(), e.to_string()))?;
+    let element =
+        gst::parse::launch(&text).map_err(|e| PipelineError::Parse(text.clone(), e.to_string()))?;
     let pipeline = element
         .downcast::<gst::Pipeline>()
         .map_err(|_| PipelineError::Parse(text.clone(), "not a pipeline".into()))?;
     let mut shared = Shared {
-        video_tee: pipeline.by_name("vtee").ok_or(PipelineError::Missing("vtee"))?,
+        video_tee: pipeline
+            .by_name("vtee")
+            .ok_or(PipelineError::Missing("vtee"))?,
         audio_tee: None,
         pipeline,
         stopped: false,
     };
     if audio.is_some() {
-        shared.audio_tee = Some(shared.pipeline.by_name("atee").ok_or(PipelineError::Missing("atee"))?);
+        shared.audio_tee = Some(
+            shared
+                .pipeline
+                .by_name("atee")
+                .ok_or(PipelineError::Missing("atee"))?,
+        );
+    }
+    if log::log_enabled!(log::Level::Debug)
+        && let Some(pad) = shared.video_tee.static_pad("sink")
+    {
+        pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                && !b.flags().contains(gst::BufferFlags::DELTA_UNIT)
+            {
+                log::debug!("video: key frame at {:?}", b.pts());
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
     shared
         .pipeline
@@ -60,7 +80,8 @@ impl Shared {
     /// Asks the encoder for a key frame (with SPS and PPS) now.
     pub fn force_key_frame(&self) {
         if let Some(pad) = self.video_tee.static_pad("sink") {
-            pad.push_event(force_key_unit_event());
+            let sent = pad.push_event(force_key_unit_event());
+            log::debug!("video: key frame asked (event handled: {sent})");
         }
     }
 
@@ -95,7 +116,9 @@ pub fn force_key_unit_event() -> gst::Event {
 
 /// True for a force-key-unit event (a viewer's PLI or FIR on its way up).
 pub fn is_force_key_unit(event: &gst::EventRef) -> bool {
-    event.structure().is_some_and(|s| s.name() == "GstForceKeyUnit")
+    event
+        .structure()
+        .is_some_and(|s| s.name() == "GstForceKeyUnit")
 }
 
 /// The first error waiting on the bus, for a start that failed at once.
@@ -105,7 +128,11 @@ fn first_error(pipeline: &gst::Pipeline) -> String {
     };
     while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
         if let gst::MessageView::Error(e) = msg.view() {
-            return describe_error(&msg, e.error().to_string(), e.debug().map(|d| d.to_string()));
+            return describe_error(
+                &msg,
+                e.error().to_string(),
+                e.debug().map(|d| d.to_string()),
+            );
         }
     }
     "no error on the bus".into()
@@ -114,7 +141,9 @@ fn first_error(pipeline: &gst::Pipeline) -> String {
 /// A bus error as a log line wants it: the element's path, the message
 /// and the debug text.
 pub fn describe_error(msg: &gst::Message, error: String, debug: Option<String>) -> String {
-    let path = msg.src().map_or_else(|| "?".to_string(), |s| s.path_string().to_string());
+    let path = msg
+        .src()
+        .map_or_else(|| "?".to_string(), |s| s.path_string().to_string());
     match debug {
         Some(d) => format!("{path}: {error} ({d})"),
         None => format!("{path}: {error}"),

@@ -33,7 +33,7 @@ struct Section {
     payloads: Vec<u8>,
     direction: Option<String>,
     bundle_only: bool,
-    rtpmap: BTreeMap<u8, (String, u32, Option<u32>)>,
+    rtpmap: BTreeMap<u8, RtpMap>,
     fmtp: BTreeMap<u8, BTreeMap<String, String>>,
 }
 
@@ -51,7 +51,11 @@ pub fn plan(offer: &str, audio: bool) -> Result<OfferPlan, OfferError> {
     let sections = parse(offer)?;
     for s in &sections {
         let dir = s.direction.as_deref().unwrap_or("sendrecv");
-        if s.used() && (s.kind == "audio" || s.kind == "video") && dir != "recvonly" && dir != "inactive" {
+        if s.used()
+            && (s.kind == "audio" || s.kind == "video")
+            && dir != "recvonly"
+            && dir != "inactive"
+        {
             return Err(OfferError::WantsToSend(format!("{} ({dir})", s.kind)));
         }
     }
@@ -64,12 +68,119 @@ pub fn plan(offer: &str, audio: bool) -> Result<OfferPlan, OfferError> {
         let opus = sections
             .iter()
             .filter(|s| s.kind == "audio" && s.used())
-            .find_map(|s| codecs(s).into_iter().find(|c| c.encoding.eq_ignore_ascii_case("opus")));
+            .find_map(|s| {
+                codecs(s)
+                    .into_iter()
+                    .find(|c| c.encoding.eq_ignore_ascii_case("opus"))
+            });
         Some(opus.ok_or(OfferError::NoOpus)?)
     } else {
         None
     };
     Ok(OfferPlan { video, audio })
+}
+
+/// Restricts the offer's audio and video sections to the payload types of
+/// the plan (and the RTX types that repeat them), so that webrtcbin cannot
+/// answer with another of the offer's H.264 types than the one the
+/// payloader uses (1.22 ignores profile-level-id when it picks one).
+pub fn keep_planned(offer: &str, plan: &OfferPlan) -> String {
+    let Ok(sections) = parse(offer) else {
+        return offer.to_string();
+    };
+    let keep: Vec<Option<Vec<u8>>> = sections
+        .iter()
+        .map(|s| {
+            let chosen = match s.kind.as_str() {
+                "video" => plan.video.payload,
+                "audio" => plan.audio.as_ref()?.payload,
+                _ => return None,
+            };
+            if !s.payloads.contains(&chosen) {
+                return None;
+            }
+            let apt = chosen.to_string();
+            let rtx = s.payloads.iter().copied().filter(|pt| {
+                s.rtpmap
+                    .get(pt)
+                    .is_some_and(|(enc, _, _)| enc.eq_ignore_ascii_case("rtx"))
+                    && s.fmtp.get(pt).and_then(|f| f.get("apt")) == Some(&apt)
+            });
+            Some(std::iter::once(chosen).chain(rtx).collect())
+        })
+        .collect();
+    let mut out = String::with_capacity(offer.len());
+    let mut index: Option<usize> = None;
+    for line in offer.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if bare.starts_with("m=") {
+            let i = index.map_or(0, |i| i + 1);
+            index = Some(i);
+            if let Some(Some(kept)) = keep.get(i) {
+                let fields: Vec<&str> = bare.split_whitespace().take(3).collect();
+                let pts: Vec<String> = kept.iter().map(u8::to_string).collect();
+                out.push_str(&format!("{} {}", fields.join(" "), pts.join(" ")));
+                out.push_str(&line[bare.len()..]);
+                continue;
+            }
+        } else if let Some(Some(kept)) = index.and_then(|i| keep.get(i))
+            && let Some(pt) = attribute_payload(bare)
+            && !kept.contains(&pt)
+        {
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// The payload type an `rtpmap`, `fmtp` or `rtcp-fb` line is about.
+fn attribute_payload(line: &str) -> Option<u8> {
+    let rest = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"]
+        .iter()
+        .find_map(|p| line.strip_prefix(p))?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The first payload type of the first `kind` section of an SDP.
+pub fn first_payload(sdp: &str, kind: &str) -> Option<u8> {
+    let sections = parse(sdp).ok()?;
+    sections
+        .iter()
+        .find(|s| s.kind == kind)?
+        .payloads
+        .first()
+        .copied()
+}
+
+/// Adds `profile-level-id` to the answer's `fmtp` line of `pt` when
+/// webrtcbin left it out (a missing one means plain baseline).
+pub fn with_profile_level_id(answer: &str, pt: u8, profile_level_id: &str) -> String {
+    let prefix = format!("a=fmtp:{pt} ");
+    let mut out = String::with_capacity(answer.len() + 24);
+    for line in answer.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if bare.starts_with(&prefix) && !bare.contains("profile-level-id=") {
+            out.push_str(&format!("{bare};profile-level-id={profile_level_id}"));
+            out.push_str(&line[bare.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Removes the `a=ssrc` and `a=ssrc-group` lines of an answer. webrtcbin
+/// writes them before any buffer has reached its sink pads, so the media
+/// SSRC reads 0 and only the RTX SSRC carries the `msid`: Chromium then ties
+/// the track to the retransmission stream, decodes frames and never draws
+/// them. Without these lines it takes the stream by payload type and MID,
+/// which is all a single-stream sender needs.
+pub fn without_ssrc_lines(answer: &str) -> String {
+    answer
+        .split_inclusive('\n')
+        .filter(|line| !line.starts_with("a=ssrc:") && !line.starts_with("a=ssrc-group:"))
+        .collect()
 }
 
 /// Removes `a=candidate` lines whose address is an mDNS name (`*.local`).
@@ -162,10 +273,10 @@ fn parse(offer: &str) -> Result<Vec<Section>, OfferError> {
                 }
             }
             "fmtp" => {
-                if let Some((pt, params)) = arg.split_once(' ') {
-                    if let Ok(pt) = pt.parse::<u8>() {
-                        s.fmtp.insert(pt, fmtp_params(params));
-                    }
+                if let Some((pt, params)) = arg.split_once(' ')
+                    && let Ok(pt) = pt.parse::<u8>()
+                {
+                    s.fmtp.insert(pt, fmtp_params(params));
                 }
             }
             _ => {}
@@ -186,7 +297,10 @@ fn media_line(value: &str) -> Result<Section, OfferError> {
     let bad = || OfferError::NotSdp(format!("\"m={value}\" is not a media line"));
     let mut fields = value.split_whitespace();
     let kind = fields.next().ok_or_else(bad)?.to_string();
-    let port = fields.next().and_then(|p| p.split('/').next()?.parse().ok()).ok_or_else(bad)?;
+    let port = fields
+        .next()
+        .and_then(|p| p.split('/').next()?.parse().ok())
+        .ok_or_else(bad)?;
     let _proto = fields.next().ok_or_else(bad)?;
     // Payload types are numbers for RTP; other formats (data channels) are kept out.
     let payloads = fields.filter_map(|f| f.parse().ok()).collect();
@@ -198,7 +312,10 @@ fn media_line(value: &str) -> Result<Section, OfferError> {
     })
 }
 
-fn rtpmap(arg: &str) -> Option<(u8, (String, u32, Option<u32>))> {
+/// An `rtpmap` value: encoding name, clock rate and channels.
+type RtpMap = (String, u32, Option<u32>);
+
+fn rtpmap(arg: &str) -> Option<(u8, RtpMap)> {
     let (pt, rest) = arg.split_once(' ')?;
     let mut parts = rest.trim().split('/');
     let encoding = parts.next()?.to_string();
@@ -243,7 +360,10 @@ fn best_h264(s: &Section) -> Option<Codec> {
         .filter(|c| c.fmtp.get("packetization-mode").map(String::as_str) == Some("1"))
         .filter_map(|c| {
             // RFC 6184: no profile-level-id means 420010 (baseline).
-            let plid = c.fmtp.get("profile-level-id").map_or("420010", String::as_str);
+            let plid = c
+                .fmtp
+                .get("profile-level-id")
+                .map_or("420010", String::as_str);
             profile_rank(plid).map(|rank| (rank, c))
         })
         .min_by_key(|(rank, _)| *rank)

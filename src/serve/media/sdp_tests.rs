@@ -71,11 +71,18 @@ fn audio_off_needs_no_opus() {
 fn no_usable_h264_is_refused() {
     // Only packetization-mode 0 and a High 4:4:4 profile are left.
     let offer = CHROMIUM
-        .replace("packetization-mode=1;profile-level-id=42001f", "packetization-mode=0;profile-level-id=42001f")
-        .replace("packetization-mode=1;profile-level-id=42e01f", "packetization-mode=0;profile-level-id=42e01f")
+        .replace(
+            "packetization-mode=1;profile-level-id=42001f",
+            "packetization-mode=0;profile-level-id=42001f",
+        )
+        .replace(
+            "packetization-mode=1;profile-level-id=42e01f",
+            "packetization-mode=0;profile-level-id=42e01f",
+        )
         .replace("profile-level-id=4d001f", "profile-level-id=f4001f");
     assert!(matches!(plan(&offer, true), Err(OfferError::NoH264)));
-    let vp8_only = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+    let vp8_only =
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
     assert!(matches!(plan(vp8_only, false), Err(OfferError::NoH264)));
 }
 
@@ -107,7 +114,9 @@ fn offers_that_want_to_send_are_refused() {
         other => panic!("{other:?}"),
     }
     let sendonly_audio = CHROMIUM.replace("a=mid:1\r\na=recvonly", "a=mid:1\r\na=sendonly");
-    assert!(matches!(plan(&sendonly_audio, true), Err(OfferError::WantsToSend(w)) if w.starts_with("audio")));
+    assert!(
+        matches!(plan(&sendonly_audio, true), Err(OfferError::WantsToSend(w)) if w.starts_with("audio"))
+    );
     // No direction at all means sendrecv.
     let none = CHROMIUM.replace("a=recvonly\r\n", "");
     assert!(matches!(plan(&none, true), Err(OfferError::WantsToSend(_))));
@@ -119,7 +128,9 @@ fn offers_that_want_to_send_are_refused() {
 #[test]
 fn bundle_only_sections_count_despite_port_0() {
     // webrtcbin offers its second section this way.
-    let offer = CHROMIUM.replace("m=audio 9", "m=audio 0").replace("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
+    let offer = CHROMIUM
+        .replace("m=audio 9", "m=audio 0")
+        .replace("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
     assert_eq!(plan(&offer, true).unwrap().audio.unwrap().payload, 111);
     let no_bundle = CHROMIUM.replace("m=audio 9", "m=audio 0");
     assert!(matches!(plan(&no_bundle, true), Err(OfferError::NoOpus)));
@@ -127,8 +138,17 @@ fn bundle_only_sections_count_despite_port_0() {
 
 #[test]
 fn not_sdp_is_refused() {
-    for body in ["", "hello", "{\"sdp\": \"v=0\"}", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", "v=0\nm=video\n"] {
-        assert!(matches!(plan(body, true), Err(OfferError::NotSdp(_))), "{body:?}");
+    for body in [
+        "",
+        "hello",
+        "{\"sdp\": \"v=0\"}",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n",
+        "v=0\nm=video\n",
+    ] {
+        assert!(
+            matches!(plan(body, true), Err(OfferError::NotSdp(_))),
+            "{body:?}"
+        );
     }
 }
 
@@ -138,8 +158,12 @@ fn mdns_candidates_are_dropped() {
     assert!(!out.contains(".local"));
     assert!(out.contains("a=candidate:2 1 udp 2122260223 127.0.0.1 51516 typ host"));
     assert_eq!(out.lines().count(), CHROMIUM.lines().count() - 1);
-    assert!(is_mdns_candidate("candidate:1 1 udp 1 abc.LOCAL 9 typ host"));
-    assert!(!is_mdns_candidate("a=candidate:1 1 udp 1 10.0.0.2 9 typ host"));
+    assert!(is_mdns_candidate(
+        "candidate:1 1 udp 1 abc.LOCAL 9 typ host"
+    ));
+    assert!(!is_mdns_candidate(
+        "a=candidate:1 1 udp 1 10.0.0.2 9 typ host"
+    ));
     assert!(!is_mdns_candidate("a=mid:local"));
 }
 
@@ -156,4 +180,61 @@ a=candidate:2 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active\r\na=end-of-c
     assert_eq!(got[1].0, 1);
     assert!(fragment_candidates("a=candidate:1 1 udp\r\n").is_err());
     assert!(fragment_candidates("garbage\r\n").is_err());
+}
+
+#[test]
+fn the_offer_is_cut_to_the_planned_types() {
+    let p = plan(CHROMIUM, true).unwrap();
+    let cut = keep_planned(CHROMIUM, &p);
+    assert!(
+        cut.contains("m=video 9 UDP/TLS/RTP/SAVPF 108 109\r\n"),
+        "{cut}"
+    );
+    assert!(cut.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "{cut}");
+    for gone in [
+        "a=rtpmap:102 ",
+        "a=fmtp:103 ",
+        "a=rtcp-fb:96 ",
+        "a=rtpmap:127 ",
+        "a=rtpmap:63 ",
+    ] {
+        assert!(!cut.contains(gone), "{gone} left in {cut}");
+    }
+    for kept in [
+        "a=rtpmap:108 H264/90000",
+        "a=fmtp:109 apt=108",
+        "a=rtpmap:111 opus/48000/2",
+        "a=mid:1",
+        "a=candidate:2 ",
+    ] {
+        assert!(cut.contains(kept), "{kept} missing from {cut}");
+    }
+    // Still a valid offer with the same plan.
+    assert_eq!(plan(&cut, true).unwrap(), p);
+    assert_eq!(first_payload(&cut, "video"), Some(108));
+    assert_eq!(first_payload(&cut, "audio"), Some(111));
+}
+
+#[test]
+fn profile_level_id_is_added_to_the_answer() {
+    let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108 109\r\na=fmtp:108 packetization-mode=1;level-asymmetry-allowed=1\r\na=fmtp:109 apt=108\r\n";
+    let fixed = with_profile_level_id(answer, 108, "42e01f");
+    assert!(fixed.contains(
+        "a=fmtp:108 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42e01f\r\n"
+    ));
+    assert!(fixed.contains("a=fmtp:109 apt=108\r\n"));
+    assert_eq!(with_profile_level_id(&fixed, 108, "42e01f"), fixed);
+}
+
+#[test]
+fn ssrc_lines_are_dropped_from_the_answer() {
+    let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108 109\r\na=mid:0\r\n\
+                  a=ssrc-group:FID 0 1353408816\r\na=ssrc:1353408816 msid:user1 video\r\n\
+                  a=ssrc:1353408816 cname:x\r\na=rtpmap:108 H264/90000\r\n";
+    let out = without_ssrc_lines(answer);
+    assert!(!out.contains("a=ssrc"), "{out}");
+    assert!(
+        out.contains("a=mid:0\r\na=rtpmap:108 H264/90000\r\n"),
+        "{out}"
+    );
 }

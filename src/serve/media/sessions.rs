@@ -37,11 +37,15 @@ pub fn verdict(link: Link, age: Duration, silent: Option<Duration>) -> Option<St
     match link {
         Link::Failed => Some("ICE or DTLS failed".into()),
         Link::Closed => Some("connection closed".into()),
-        Link::Connecting if age >= CONNECT_TIMEOUT => Some(format!("not connected after {}s", age.as_secs())),
+        Link::Connecting if age >= CONNECT_TIMEOUT => {
+            Some(format!("not connected after {}s", age.as_secs()))
+        }
         Link::Connecting => None,
         Link::Connected => match silent {
             Some(s) if s >= SILENCE_TIMEOUT => Some(format!("silent for {}s", s.as_secs())),
-            None if age >= SILENCE_TIMEOUT => Some(format!("nothing received in {}s", age.as_secs())),
+            None if age >= SILENCE_TIMEOUT => {
+                Some(format!("nothing received in {}s", age.as_secs()))
+            }
             _ => None,
         },
     }
@@ -95,7 +99,8 @@ pub fn own_addresses() -> Vec<IpAddr> {
 /// A new session id: 128 random bits in hex.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
     if read.is_err() {
         // Unique is enough when the kernel cannot give randomness: the ids
         // are not secrets (the password guards the session URLs).
@@ -123,13 +128,21 @@ mod tests {
     #[test]
     fn connecting_too_long_ends() {
         assert_eq!(verdict(Link::Connecting, S(5), None), None);
-        assert!(verdict(Link::Connecting, CONNECT_TIMEOUT, None).unwrap().contains("not connected"));
+        assert!(
+            verdict(Link::Connecting, CONNECT_TIMEOUT, None)
+                .unwrap()
+                .contains("not connected")
+        );
     }
 
     #[test]
     fn silence_ends_a_connected_viewer() {
         assert_eq!(verdict(Link::Connected, S(100), Some(S(1))), None);
-        assert!(verdict(Link::Connected, S(100), Some(S(13))).unwrap().contains("silent"));
+        assert!(
+            verdict(Link::Connected, S(100), Some(S(13)))
+                .unwrap()
+                .contains("silent")
+        );
         assert_eq!(verdict(Link::Connected, S(3), None), None);
         assert!(verdict(Link::Connected, S(30), None).is_some());
     }

@@ -4,18 +4,26 @@
 
 use babymon::config::Source;
 
+use super::SourceInfo;
 use super::audio::AudioSource;
 use super::camera::Scan;
 use super::format::{self, Choice};
-use super::SourceInfo;
 
 /// Where pictures come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VideoSource {
-    V4l2 { device: String, card: String, mode: Choice },
-    Libcamera { receiver: String },
+    V4l2 {
+        device: String,
+        card: String,
+        mode: Choice,
+    },
+    Libcamera {
+        receiver: String,
+    },
     /// The test pattern, and why it is used.
-    Test { reason: String },
+    Test {
+        reason: String,
+    },
 }
 
 impl VideoSource {
@@ -71,7 +79,9 @@ pub fn choose(want: &Want, scan: &Scan, libcamera: bool) -> VideoSource {
             .iter()
             .filter(|c| want.device.is_empty() || c.path == want.device);
         for camera in cameras {
-            if let Some(mode) = format::choose(&camera.modes, want.width, want.height, want.framerate) {
+            if let Some(mode) =
+                format::choose(&camera.modes, want.width, want.height, want.framerate)
+            {
                 return VideoSource::V4l2 {
                     device: camera.path.clone(),
                     card: camera.card.clone(),
@@ -88,7 +98,9 @@ pub fn choose(want: &Want, scan: &Scan, libcamera: bool) -> VideoSource {
                 };
             }
             (Some(receiver), false) if want.source == Source::Libcamera => {
-                return test(format!("CSI camera on {receiver}, but libcamerasrc is not installed"));
+                return test(format!(
+                    "CSI camera on {receiver}, but libcamerasrc is not installed"
+                ));
             }
             _ => {}
         }
@@ -108,10 +120,14 @@ pub fn video_description(source: &VideoSource, want: &Want, clock: bool) -> Stri
     let raw = format!("video/x-raw,width={w},height={h},framerate={f}/1");
     let head = match source {
         VideoSource::V4l2 { device, mode, .. } => {
-            let decode = if mode.fourcc == "MJPG" { "jpegdec ! " } else { "" };
+            let decode = if mode.fourcc == "MJPG" {
+                "jpegdec ! "
+            } else {
+                ""
+            };
             format!(
                 "v4l2src name=camera device={device} do-timestamp=true ! {} ! {decode}\
-                 videoconvert ! videoscale ! videorate drop-only=true ! {raw}",
+                 videoconvert ! videoscale ! videorate ! {raw}",
                 mode.caps()
             )
         }
@@ -154,7 +170,9 @@ pub fn audio_description(source: &AudioSource) -> Option<String> {
     let head = match source {
         AudioSource::Off => return None,
         AudioSource::Alsa(device) => format!("alsasrc name=mic device=\"{device}\""),
-        AudioSource::Test => "audiotestsrc name=mic is-live=true wave=sine freq=440 volume=0.02".to_string(),
+        AudioSource::Test => {
+            "audiotestsrc name=mic is-live=true wave=sine freq=440 volume=0.02".to_string()
+        }
     };
     Some(format!(
         "{head} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 ! \
@@ -208,8 +226,14 @@ mod tests {
         assert_eq!(s.device(), Some("/dev/video0"));
         let mut scan = scan_with_camera();
         scan.cameras.clear();
-        assert!(matches!(choose(&want(Source::Auto), &scan, true), VideoSource::Libcamera { .. }));
-        assert!(matches!(choose(&want(Source::Auto), &scan, false), VideoSource::Test { .. }));
+        assert!(matches!(
+            choose(&want(Source::Auto), &scan, true),
+            VideoSource::Libcamera { .. }
+        ));
+        assert!(matches!(
+            choose(&want(Source::Auto), &scan, false),
+            VideoSource::Test { .. }
+        ));
         match choose(&want(Source::Libcamera), &scan, false) {
             VideoSource::Test { reason } => assert!(reason.contains("libcamerasrc"), "{reason}"),
             other => panic!("{other:?}"),
@@ -225,7 +249,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         w.device = "/dev/video0".into();
-        assert_eq!(choose(&w, &scan_with_camera(), false).device(), Some("/dev/video0"));
+        assert_eq!(
+            choose(&w, &scan_with_camera(), false).device(),
+            Some("/dev/video0")
+        );
     }
 
     #[test]
@@ -234,15 +261,32 @@ mod tests {
         w.rotation = 90;
         let cam = choose(&w, &scan_with_camera(), false);
         let d = video_description(&cam, &w, true);
-        assert!(d.starts_with("v4l2src name=camera device=/dev/video0"), "{d}");
-        assert!(d.contains("image/jpeg,width=640,height=480,framerate=30/1 ! jpegdec"), "{d}");
-        assert!(d.ends_with("videoflip method=clockwise ! videoconvert"), "{d}");
+        assert!(
+            d.starts_with("v4l2src name=camera device=/dev/video0"),
+            "{d}"
+        );
+        assert!(
+            d.contains("image/jpeg,width=640,height=480,framerate=30/1 ! jpegdec"),
+            "{d}"
+        );
+        assert!(
+            d.ends_with("videoflip method=clockwise ! videoconvert"),
+            "{d}"
+        );
         assert_eq!(output_size(&w), (480, 640));
-        let t = video_description(&VideoSource::Test { reason: String::new() }, &want(Source::Test), false);
+        let t = video_description(
+            &VideoSource::Test {
+                reason: String::new(),
+            },
+            &want(Source::Test),
+            false,
+        );
         assert!(!t.contains("clockoverlay"));
         assert!(audio_description(&AudioSource::Off).is_none());
-        assert!(audio_description(&AudioSource::Alsa("plughw:1,0".into()))
-            .unwrap()
-            .contains("device=\"plughw:1,0\""));
+        assert!(
+            audio_description(&AudioSource::Alsa("plughw:1,0".into()))
+                .unwrap()
+                .contains("device=\"plughw:1,0\"")
+        );
     }
 }

@@ -27,6 +27,8 @@ const RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// How often sessions are checked and their candidate pair read.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 const STATS_EVERY: Duration = Duration::from_secs(5);
+/// How long a camera that keeps failing is left alone.
+const CAMERA_REST: Duration = Duration::from_secs(30);
 
 pub fn run(inner: Arc<Inner>, events: mpsc::Receiver<Event>) {
     let mut last_check = Instant::now();
@@ -46,7 +48,11 @@ pub fn run(inner: Arc<Inner>, events: mpsc::Receiver<Event>) {
         if last_check.elapsed() >= CHECK_EVERY {
             last_check = Instant::now();
             check_sessions(&inner);
-            let gone = inner.lock().camera_device.clone().filter(|d| !camera::present(d));
+            let gone = inner
+                .lock()
+                .camera_device
+                .clone()
+                .filter(|d| !camera::present(d));
             if let Some(device) = gone {
                 restart(&inner, &format!("camera {device}: device gone"));
             }
@@ -84,7 +90,11 @@ fn handle(inner: &Inner, event: Event) {
                 }
             }
         }
-        Event::Stats { id, transport, remote } => {
+        Event::Stats {
+            id,
+            transport,
+            remote,
+        } => {
             let mut st = inner.lock();
             if let Some(session) = st.sessions.get_mut(&id) {
                 let path = remote.map_or("", |r| sessions::path(r, &sessions::own_addresses()));
@@ -104,9 +114,25 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
     let s = &inner.settings;
     let scan = camera::scan(s.want.width, s.want.height, s.want.framerate);
     let exists = |name: &str| gst::ElementFactory::find(name).is_some();
-    let video = source::choose(&s.want, &scan, exists("libcamerasrc"));
-    let enc = encoder::choose(&s.encoder, &exists, &scan.codecs).ok_or("no H.264 encoder: install x264enc or openh264enc")?;
-    let audio_src = audio::choose(s.audio_enabled, &s.audio_device, &audio::scan(), exists("alsasrc"));
+    let resting = st.camera_rest_until.is_some_and(|t| Instant::now() < t);
+    let video = if resting {
+        VideoSource::Test {
+            reason: format!(
+                "the camera failed twice within {}s; trying it again later",
+                CAMERA_REST.as_secs()
+            ),
+        }
+    } else {
+        source::choose(&s.want, &scan, exists("libcamerasrc"))
+    };
+    let enc = encoder::choose(&s.encoder, &exists, &scan.codecs)
+        .ok_or("no H.264 encoder: install x264enc or openh264enc")?;
+    let audio_src = audio::choose(
+        s.audio_enabled,
+        &s.audio_device,
+        &audio::scan(),
+        exists("alsasrc"),
+    );
     let result = try_build(inner, &video, &enc, &audio_src);
     let (video, shared) = match result {
         Ok(shared) => (video, shared),
@@ -126,7 +152,13 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
         other => log::info!("video: {} {}", other.info().kind, other.info().format),
     }
     log::info!("encoder: {} ({})", enc.name, enc.reason);
-    log::info!("audio: {}", audio_src.info().device.unwrap_or_else(|| audio_src.info().kind));
+    log::info!(
+        "audio: {}",
+        audio_src
+            .info()
+            .device
+            .unwrap_or_else(|| audio_src.info().kind)
+    );
     let (width, height) = source::output_size(&s.want);
     st.status.source = video.info();
     st.status.encoder = EncoderInfo { ..enc };
@@ -156,7 +188,8 @@ fn try_build(
     let (w, h) = source::output_size(&s.want);
     let enc_text = encoder::description(&enc.name, w, h, s.want.framerate, s.bitrate_kbps);
     let audio_text = source::audio_description(audio_src);
-    let shared = pipeline::build(&video_text, &enc_text, audio_text.as_deref()).map_err(|e| e.to_string())?;
+    let shared = pipeline::build(&video_text, &enc_text, audio_text.as_deref())
+        .map_err(|e| e.to_string())?;
     // A camera that cannot start says so on the bus at once.
     match shared.pipeline.state(gst::ClockTime::from_seconds(5)) {
         (Err(_), _, _) => Err(bus_error(&shared).unwrap_or_else(|| "did not start".into())),
@@ -180,11 +213,17 @@ pub fn prepare_spare(inner: &Inner, st: &mut State) {
 }
 
 /// Tears everything down and builds again on the next source found.
+// FIXME: every viewer's session ends with the old pipeline and the page
+// reconnects; swapping only the capture half would keep them connected.
 fn restart(inner: &Inner, reason: &str) {
     log::warn!("pipeline: {reason}; restarting");
     let (sessions, spare, shared) = {
         let mut st = inner.lock();
-        (std::mem::take(&mut st.sessions), st.spare.take(), st.shared.take())
+        (
+            std::mem::take(&mut st.sessions),
+            st.spare.take(),
+            st.shared.take(),
+        )
     };
     for (id, mut s) in sessions {
         s.branch.remove();
@@ -199,6 +238,17 @@ fn restart(inner: &Inner, reason: &str) {
         return;
     }
     st.status.restarts += 1;
+    // A camera failing again right after a restart is not tried at once:
+    // a crash loop would flap the stream for every viewer.
+    let now = Instant::now();
+    if st
+        .last_restart
+        .is_some_and(|t| now.duration_since(t) < CAMERA_REST)
+        && !st.on_test_pattern
+    {
+        st.camera_rest_until = Some(now + CAMERA_REST);
+    }
+    st.last_restart = Some(now);
     match build(inner, &mut st) {
         Ok(()) => prepare_spare(inner, &mut st),
         Err(e) => log::error!("pipeline: cannot rebuild: {e}"),
@@ -209,19 +259,30 @@ fn restart(inner: &Inner, reason: &str) {
 fn bus_trouble(inner: &Inner) -> Option<String> {
     let st = inner.lock();
     let shared = st.shared.as_ref()?;
-    let device = st.camera_device.clone().unwrap_or_else(|| st.status.source.kind.clone());
+    let device = st
+        .camera_device
+        .clone()
+        .unwrap_or_else(|| st.status.source.kind.clone());
     let bus = shared.pipeline.bus()?;
     while let Some(msg) = bus.pop() {
         match msg.view() {
             gst::MessageView::Error(e) => {
-                let text = pipeline::describe_error(&msg, e.error().to_string(), e.debug().map(|d| d.to_string()));
+                let text = pipeline::describe_error(
+                    &msg,
+                    e.error().to_string(),
+                    e.debug().map(|d| d.to_string()),
+                );
                 log::error!("camera {device}: {text}");
                 return Some(format!("error from {device}"));
             }
             gst::MessageView::Eos(_) => return Some(format!("end of stream from {device}")),
             gst::MessageView::Warning(w) => log::warn!(
                 "pipeline: {}",
-                pipeline::describe_error(&msg, w.error().to_string(), w.debug().map(|d| d.to_string()))
+                pipeline::describe_error(
+                    &msg,
+                    w.error().to_string(),
+                    w.debug().map(|d| d.to_string())
+                )
             ),
             _ => {}
         }
@@ -246,13 +307,22 @@ fn bus_error(shared: &Shared) -> Option<String> {
 /// looks again; a camera that appears gets the pipeline.
 fn rescan(inner: &Inner) {
     let s = &inner.settings;
-    if s.want.source == babymon::config::Source::Test || !inner.lock().on_test_pattern {
-        return;
+    {
+        let st = inner.lock();
+        let resting = st.camera_rest_until.is_some_and(|t| Instant::now() < t);
+        if s.want.source == babymon::config::Source::Test || !st.on_test_pattern || resting {
+            return;
+        }
     }
     let scan = camera::scan(s.want.width, s.want.height, s.want.framerate);
     let libcamera = gst::ElementFactory::find("libcamerasrc").is_some();
-    if let found @ (VideoSource::V4l2 { .. } | VideoSource::Libcamera { .. }) = source::choose(&s.want, &scan, libcamera) {
-        restart(inner, &format!("camera {} found", found.device().unwrap_or("libcamera")));
+    if let found @ (VideoSource::V4l2 { .. } | VideoSource::Libcamera { .. }) =
+        source::choose(&s.want, &scan, libcamera)
+    {
+        restart(
+            inner,
+            &format!("camera {} found", found.device().unwrap_or("libcamera")),
+        );
     }
 }
 
@@ -264,7 +334,8 @@ fn check_sessions(inner: &Inner) {
         let mut st = inner.lock();
         for (id, session) in st.sessions.iter_mut() {
             let silent = inner.silence(session);
-            if let Some(reason) = sessions::verdict(session.link, session.created.elapsed(), silent) {
+            if let Some(reason) = sessions::verdict(session.link, session.created.elapsed(), silent)
+            {
                 ended.push((id.clone(), reason));
                 continue;
             }
@@ -285,10 +356,14 @@ fn ask_stats(inner: &Inner, id: &str, webrtc: &gst::Element) {
     let events = inner.events.clone();
     let id = id.to_string();
     let promise = gst::Promise::with_change_func(move |reply| {
-        if let Ok(Some(stats)) = reply {
-            if let Some((transport, remote)) = selected_pair(stats) {
-                let _ = events.send(Event::Stats { id, transport, remote });
-            }
+        if let Ok(Some(stats)) = reply
+            && let Some((transport, remote)) = selected_pair(stats)
+        {
+            let _ = events.send(Event::Stats {
+                id,
+                transport,
+                remote,
+            });
         }
     });
     webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
@@ -297,9 +372,14 @@ fn ask_stats(inner: &Inner, id: &str, webrtc: &gst::Element) {
 /// The transport and remote address of the selected candidate pair in a
 /// webrtcbin stats structure.
 fn selected_pair(stats: &gst::StructureRef) -> Option<(String, Option<IpAddr>)> {
-    let entries: Vec<gst::Structure> = stats.iter().filter_map(|(_, v)| v.get::<gst::Structure>().ok()).collect();
+    let entries: Vec<gst::Structure> = stats
+        .iter()
+        .filter_map(|(_, v)| v.get::<gst::Structure>().ok())
+        .collect();
     let kind = |s: &gst::Structure| s.get::<gst_webrtc_type::WebRTCStatsType>("type").ok();
-    let pair = entries.iter().find(|s| kind(s) == Some(gst_webrtc_type::WebRTCStatsType::CandidatePair))?;
+    let pair = entries
+        .iter()
+        .find(|s| kind(s) == Some(gst_webrtc_type::WebRTCStatsType::CandidatePair))?;
     let remote_id = pair.get::<String>("remote-candidate-id").ok()?;
     let remote = entries
         .iter()

@@ -16,7 +16,10 @@
   const facts = $('facts');
 
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
-  const GATHER_MS = 400; // wait this long for host candidates before the offer
+  // babymon's answer carries its own reachable candidates, and it learns the
+  // viewer's address from the first ICE check, so the offer goes at once
+  // with the candidates found so far; later ones follow by PATCH.
+  const GATHER_MS = 0;
   const NO_PICTURE_MS = 10000; // no new frame for this long: start again
   const DISCONNECTED_MS = 4000; // ICE "disconnected" this long: start again
   const STABLE_MS = 10000; // live this long: the back-off starts afresh
@@ -34,7 +37,9 @@
     path: '',
     transport: '',
     lastError: '',
-    firstFrameMs: null,
+    answerMs: null, // from the start of an attempt to the answer
+    firstFrameMs: null, // from the start of the first attempt to its first frame
+    lastFirstFrameMs: null, // the same for the latest attempt
     muted: true,
     meter: 0,
   });
@@ -72,16 +77,20 @@
     disconnectedAt = 0;
     const mine = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     pc = mine;
-    mine.addTransceiver('video', { direction: 'recvonly' });
-    mine.addTransceiver('audio', { direction: 'recvonly' });
-    const stream = new MediaStream();
-    mine.ontrack = (e) => {
+    const v = mine.addTransceiver('video', { direction: 'recvonly' });
+    const a = mine.addTransceiver('audio', { direction: 'recvonly' });
+    // The receivers' tracks exist from the start and carry media once
+    // connected, so the element gets its stream once, complete.
+    video.srcObject = new MediaStream([v.receiver.track, a.receiver.track]);
+    video.play().catch(() => {});
+    meter.attach(a.receiver.track);
+    const firstFrame = () => {
       if (gen !== generation) return;
-      stream.addTrack(e.track);
-      if (video.srcObject !== stream) video.srcObject = stream;
-      video.play().catch(() => {});
-      if (e.track.kind === 'audio') meter.attach(e.track);
+      b.lastFirstFrameMs = Math.round(performance.now() - started);
+      if (b.firstFrameMs === null) b.firstFrameMs = b.lastFirstFrameMs;
     };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(firstFrame);
+    else video.addEventListener('loadeddata', firstFrame, { once: true });
     mine.onconnectionstatechange = () => {
       if (gen !== generation) return;
       const s = mine.connectionState;
@@ -98,7 +107,7 @@
 
     try {
       await mine.setLocalDescription(await mine.createOffer());
-      await gathered(mine, GATHER_MS);
+      if (GATHER_MS > 0) await gathered(mine, GATHER_MS);
       if (gen !== generation) return;
       posted = true;
       const res = await fetch('/whep', {
@@ -124,6 +133,7 @@
         fail(res.status === 503 && /limit/.test(reason) ? 'too many viewers' : reason, wait);
         return;
       }
+      b.answerMs = Math.round(performance.now() - started);
       sessionUrl = new URL(res.headers.get('Location'), location.href).href;
       b.session = sessionUrl.split('/').pop();
       b.sessions += 1;
@@ -187,7 +197,7 @@
     clearInterval(watchTimer);
     watchTimer = null;
     if (pc) {
-      pc.ontrack = pc.onicecandidate = pc.onconnectionstatechange = null;
+      pc.onicecandidate = pc.onconnectionstatechange = null;
       pc.close();
       pc = null;
     }
@@ -241,7 +251,14 @@
     const byId = new Map();
     report.forEach((s) => {
       byId.set(s.id, s);
-      if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded || 0;
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        frames = s.framesDecoded || 0;
+        b.frameWidth = s.frameWidth || 0;
+        b.frameHeight = s.frameHeight || 0;
+        b.framesDropped = s.framesDropped || 0;
+        b.decoder = s.decoderImplementation || '';
+        b.jitterBufferMs = s.jitterBufferEmittedCount ? Math.round((1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount) : 0;
+      }
       if (s.type === 'inbound-rtp' && s.kind === 'audio') {
         b.audioBytes = s.bytesReceived || 0;
         b.audioPackets = s.packetsReceived || 0;
@@ -258,7 +275,6 @@
       lastFrames = frames;
       lastFrameAt = now;
       if (b.state !== 'live') {
-        if (b.firstFrameMs === null) b.firstFrameMs = Math.round(now - started);
         liveSince = now;
         show('live', 'live', 'live');
         refreshStatus();
