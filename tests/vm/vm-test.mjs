@@ -17,12 +17,10 @@ const o = options({ work: '', port: '8080' });
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const base = `http://127.0.0.1:${o.port}`;
 const results = { passed: 0, failed: 0, skipped: 0 };
-// FIXME: known gaps, shown as skipped (not passed) unless BABYMON_VM_STRICT=1:
-// Chromium in the test's namespace offers no candidate of its own and never
-// pairs with the VM's (ICE ends "disconnected", no frame), and after vivid's
-// Disconnect something keeps a reference on the module so that
-// `modprobe -r vivid` answers EAGAIN.
-const KNOWN_GAPS = [/^browser: /, /^supervision: the page /, /^camera: vivid unloaded/, /^camera: the stream comes back/, /^camera: the page /, /^after a power cut: Chromium/];
+// FIXME: known gap, shown as skipped (not passed) unless BABYMON_VM_STRICT=1:
+// after vivid's Disconnect something keeps a reference on the module, so
+// `modprobe -r vivid` answers EAGAIN and the camera does not come back.
+const KNOWN_GAPS = [/^camera: vivid unloaded/, /^camera: the stream comes back/, /^camera: the page /];
 const strict = process.env.BABYMON_VM_STRICT === '1';
 const figures = [];
 const t0 = Date.now();
@@ -122,6 +120,41 @@ class Vm {
   }
 }
 
+// Keeps every RTCPeerConnection the page makes, so that the test can read
+// the browser's own ICE view with getStats.
+async function iceWatched(page) {
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Native(...args);
+      window.__pcs.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+  });
+  return page;
+}
+
+// The browser's candidates and pairs of its newest peer connection, in a
+// line: what a failed check shows.
+async function iceReport(page) {
+  return page
+    .evaluate(async () => {
+      const pc = window.__pcs?.[window.__pcs.length - 1];
+      if (!pc) return 'no peer connection';
+      const byId = new Map();
+      (await pc.getStats()).forEach((s) => byId.set(s.id, s));
+      const cand = (c) => (c ? `${c.protocol}${c.tcpType ? `/${c.tcpType}` : ''} ${c.address}:${c.port} ${c.candidateType}` : '?');
+      const all = [...byId.values()];
+      const local = all.filter((s) => s.type === 'local-candidate').map(cand);
+      const remote = all.filter((s) => s.type === 'remote-candidate').map(cand);
+      const pairs = all.filter((s) => s.type === 'candidate-pair').map((p) => `${cand(byId.get(p.localCandidateId))} -> ${cand(byId.get(p.remoteCandidateId))} ${p.state}${p.nominated ? ' nominated' : ''}`);
+      return `ice ${pc.iceConnectionState}; local [${local.join(', ')}]; remote [${remote.join(', ')}]; pairs [${pairs.join('; ')}]`;
+    })
+    .catch((e) => `no ICE report: ${e.message}`);
+}
+
 async function connect(sock, ms) {
   const until = Date.now() + ms;
   for (;;) {
@@ -184,10 +217,11 @@ async function firstBoot(browser) {
     check('status: a software encoder', /^(x264enc|openh264enc)$/.test(s.encoder?.name || ''), JSON.stringify(s.encoder));
     check("status: init's view under system", !!serveOf(s) && typeof s.system.clock === 'object', `services ${(s.system?.services || []).map((x) => `${x.name}:${x.state}`).join(' ')}`);
 
-    const page = await phonePage(browser);
+    const page = await iceWatched(await phonePage(browser));
     await page.goto(base + '/');
     let w = await waitFor(page, (c) => c.framesDecoded >= 30, 60000);
-    check('browser: Chromium on the host decodes 30 frames from the VM', w.ok, `${w.c?.framesDecoded} frames, ${w.ms} ms, ${w.c?.transport || ''}`);
+    const ice = w.ok ? '' : `; ${await iceReport(page)}`;
+    check('browser: Chromium on the host decodes 30 frames from the VM', w.ok, `${w.c?.framesDecoded} frames, ${w.ms} ms, ${w.c?.transport || ''}${ice}`);
     check('browser: sound packets arrive too', (w.c?.audioPackets || 0) > 0, `${w.c?.audioPackets} packets`);
 
     // Supervision: serve killed; init starts it again and the page comes back.
@@ -200,7 +234,7 @@ async function firstBoot(browser) {
     check('supervision: status shows the restart', restarted.ok, `restarts ${serveOf(restarted.s)?.restarts}`);
     const c0 = (await counters(page))?.framesDecoded ?? 0;
     w = await waitFor(page, (c) => c.reconnects > 0 && c.framesDecoded >= c0 + 30, 60000);
-    check('supervision: the page reconnects by itself and decodes again', w.ok, `${w.c?.reconnects} reconnects, ${w.c?.framesDecoded} frames`);
+    check('supervision: the page reconnects by itself and decodes again', w.ok, `${w.c?.reconnects} reconnects, ${w.c?.framesDecoded} frames${w.ok ? '' : `; ${await iceReport(page)}`}`);
 
     // An unplugged camera, then the camera back.
     const dev = restarted.s?.source?.device || '/dev/video0';
@@ -229,7 +263,7 @@ async function firstBoot(browser) {
     check('read-only: / is mounted ro and refuses writes', /^ro\b/.test(ro.out) && /Read-only/.test(ro.out), ro.out.replace(/\n/g, ' | '));
     const data = await vm.sh('cd /data && find . -mindepth 1 | sort');
     const files = data.out.split('\n').filter(Boolean);
-    const unexpected = files.filter((f) => !/^\.\/(lost\+found|babymon|babymon\/(clock|gstreamer-registry\.bin|logs?(\/.*)?))$/.test(f));
+    const unexpected = files.filter((f) => !/^\.\/(lost\+found|babymon|babymon\/(clock|gstreamer|gstreamer\/registry\.bin|logs?(\/.*)?))$/.test(f));
     check('read-only: /data holds only what init keeps', data.code === 0 && unexpected.length === 0, files.join(' '));
 
     // A clean power-off through QEMU's power button.
@@ -271,25 +305,28 @@ async function secondBoot(browser) {
     const up = await cut.healthy(180000);
     check('after a power cut: /healthz 200', up !== null, up && `${up.toFixed(1)} s`);
     check('after a power cut: /data mounted (repaired if needed)', /\/data: \/dev\/vdc (repaired and )?mounted/.test(cut.log));
-    const page = await phonePage(browser);
+    const page = await iceWatched(await phonePage(browser));
     await page.goto(base + '/');
     const w = await waitFor(page, (c) => c.framesDecoded >= 30, 60000);
-    check('after a power cut: Chromium decodes 30 frames', w.ok, `${w.c?.framesDecoded} frames`);
+    const ice = w.ok ? '' : `; ${await iceReport(page)}`;
+    check('after a power cut: Chromium decodes 30 frames', w.ok, `${w.c?.framesDecoded} frames, ${w.ms} ms${ice}`);
     await page.close();
   } finally {
     await cut.kill();
   }
 }
 
-// /proc/net/dev lists the interfaces of this process's own namespace.
+// /proc/net/dev lists the interfaces of this process's own namespace: only
+// loopback and the veth pair that scripts/test-vm makes there.
 const nets = fs
   .readFileSync('/proc/net/dev', 'utf8')
   .split('\n')
   .slice(2)
   .map((l) => l.split(':')[0].trim())
-  .filter(Boolean);
-if (nets.length !== 1 || nets[0] !== 'lo') {
-  console.error(`vm-test: run me in a loopback-only network namespace (scripts/test-vm does); interfaces here: ${nets.join(' ')}`);
+  .filter(Boolean)
+  .sort();
+if (nets.join(' ') !== 'lo vmtest0 vmtest1') {
+  console.error(`vm-test: run me in a network namespace with only lo, vmtest0 and vmtest1 (scripts/test-vm makes it); interfaces here: ${nets.join(' ')}`);
   process.exit(2);
 }
 if (!o.work) {
