@@ -14,13 +14,14 @@ use gstreamer as gst;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 
+use super::advertise;
 use super::sdp::{self, Codec, OfferPlan};
 
 /// ICE settings from `[viewer]`.
 #[derive(Debug, Clone, Default)]
 pub struct Ice {
     pub ports: Option<(u16, u16)>,
-    pub addresses: Vec<String>,
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 pub struct Branch {
@@ -32,6 +33,9 @@ pub struct Branch {
     pub last_rx: Arc<AtomicU64>,
     epoch: Instant,
     removed: bool,
+    /// `ice_addresses` that forward to this machine: offered in the
+    /// answer beside the host candidates, never bound.
+    advertised: Vec<std::net::IpAddr>,
 }
 
 /// queue ! payloader ! webrtcbin, and the tee pad feeding it once linked.
@@ -72,14 +76,24 @@ impl Branch {
     ) -> Result<Branch, String> {
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        // Loopback and this machine's own addresses are given to libnice
+        // (which then gathers on those only); the others are advertised.
+        let addresses = advertise::split(&ice.addresses, advertise::is_local);
+        if !addresses.advertised.is_empty() {
+            log::debug!(
+                "ice: advertising {:?} beside the host candidates",
+                addresses.advertised
+            );
+        }
         if let Some(agent) = webrtc.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent") {
             no_upnp(&agent);
             if let Some((min, max)) = ice.ports {
                 agent.set_property("min-rtp-port", u32::from(min));
                 agent.set_property("max-rtp-port", u32::from(max));
             }
-            for address in &ice.addresses {
-                if !agent.emit_by_name::<bool>("add-local-ip-address", &[address]) {
+            for address in &addresses.bound {
+                let address = address.to_string();
+                if !agent.emit_by_name::<bool>("add-local-ip-address", &[&address]) {
                     log::warn!("ice: address {address}: not added to the agent");
                 }
             }
@@ -105,6 +119,7 @@ impl Branch {
             last_rx: Arc::new(AtomicU64::new(0)),
             epoch,
             removed: false,
+            advertised: addresses.advertised,
         };
         let legs = std::iter::once(&branch.video).chain(branch.audio.as_ref());
         for leg in legs {
@@ -165,6 +180,7 @@ impl Branch {
             .get("profile-level-id")
             .map_or("42e01f", String::as_str);
         let answer = sdp::with_profile_level_id(&answer, plan.video.payload, plid);
+        let answer = advertise::with_advertised_candidates(&answer, &self.advertised);
         Ok(sdp::without_ssrc_lines(&answer))
     }
 

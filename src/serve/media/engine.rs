@@ -152,12 +152,7 @@ impl Inner {
             max_viewers: config.viewer.max_viewers,
             ice: Ice {
                 ports: config.viewer.ice_ports,
-                addresses: config
-                    .viewer
-                    .ice_addresses
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
+                addresses: config.viewer.ice_addresses.clone(),
             },
         };
         let (events, rx) = mpsc::channel();

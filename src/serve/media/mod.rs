@@ -2,6 +2,7 @@
 //! and a `webrtcbin` per viewer. This module owns GStreamer; the HTTP side
 //! talks to it only through [`Media`].
 
+mod advertise;
 mod audio;
 mod branch;
 mod camera;
