@@ -304,9 +304,9 @@ const EXIT_DEVICE_HELD: i32 = 75;
 /// let go), the driver's module cannot be removed nor the camera come back:
 /// under init (the parent is PID 1) serve then ends, the kernel closes
 /// everything and init starts it again; run by hand, it says so.
-// FIXME: only a camera removed in the VM (vivid's Disconnect, then
-// `modprobe -r vivid`) shows whether GStreamer lets go by itself or this
-// fallback is what frees the device.
+// FIXME: in the VM (vivid's Disconnect, then `modprobe -r vivid`) one
+// descriptor on the device is still open after the pipeline reached Null,
+// so this exit is what frees it today; find what keeps that descriptor.
 fn release_or_exit(device: &str) {
     let until = Instant::now() + RELEASE_WAIT;
     let mut held = camera::held(device);
