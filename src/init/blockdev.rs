@@ -81,13 +81,16 @@ fn under(root: &Path, device: &str) -> PathBuf {
     root.join(device.trim_start_matches('/'))
 }
 
-/// Mounts the boot partition read-only, readable by the `babymon` group
-/// (`serve` reads the config) and nobody else.
-pub fn mount_boot(root: &Path, device: &str, gid: Option<u32>) -> Result<(), BlockError> {
-    let target = root.join("boot");
-    if mounts::is_mounted(root, &target) {
+/// The device's path under `root` once it has appeared, or `None` when
+/// `target` is mounted already (by the kernel or an initramfs).
+fn device_to_mount(
+    root: &Path,
+    device: &str,
+    target: &Path,
+) -> Result<Option<PathBuf>, BlockError> {
+    if mounts::is_mounted(root, target) {
         log::info!("{}: already mounted", target.display());
-        return Ok(());
+        return Ok(None);
     }
     let dev = under(root, device);
     if !wait_for(&dev) {
@@ -95,6 +98,16 @@ pub fn mount_boot(root: &Path, device: &str, gid: Option<u32>) -> Result<(), Blo
             device: device.into(),
         });
     }
+    Ok(Some(dev))
+}
+
+/// Mounts the boot partition read-only, readable by the `babymon` group
+/// (`serve` reads the config) and nobody else.
+pub fn mount_boot(root: &Path, device: &str, gid: Option<u32>) -> Result<(), BlockError> {
+    let target = root.join("boot");
+    let Some(dev) = device_to_mount(root, device, &target)? else {
+        return Ok(());
+    };
     let data = match gid {
         Some(g) => format!("fmask=0137,dmask=0027,gid={g}"),
         None => "fmask=0133,dmask=0022".into(),
@@ -126,16 +139,9 @@ fn mount_data_once(dev: &Path, target: &Path) -> nix::Result<()> {
 /// makes a new filesystem (it holds nothing that cannot be made again).
 pub fn mount_data(root: &Path, device: &str) -> Result<(), BlockError> {
     let target = root.join("data");
-    if mounts::is_mounted(root, &target) {
-        log::info!("{}: already mounted", target.display());
+    let Some(dev) = device_to_mount(root, device, &target)? else {
         return Ok(());
-    }
-    let dev = under(root, device);
-    if !wait_for(&dev) {
-        return Err(BlockError::Missing {
-            device: device.into(),
-        });
-    }
+    };
     let _ = std::fs::create_dir_all(&target);
     let dev_s = dev.to_string_lossy().into_owned();
     let first = match mount_data_once(&dev, &target) {
