@@ -49,6 +49,14 @@ fn no_children() -> bool {
     )
 }
 
+fn unit_name(init: &Init, i: usize) -> String {
+    init.sup
+        .units
+        .get(i)
+        .map(|u| u.spec.name.clone())
+        .unwrap_or_default()
+}
+
 pub(super) fn shutdown(init: &mut Init, power: Power) -> ! {
     let start = Instant::now();
     log::info!(
@@ -60,12 +68,7 @@ pub(super) fn shutdown(init: &mut Init, power: Power) -> ! {
     init.sup.stop_all();
     let deadline = start + SERVICES_GRACE;
     for (i, pid) in init.sup.stop_order() {
-        let name = init
-            .sup
-            .units
-            .get(i)
-            .map(|u| u.spec.name.clone())
-            .unwrap_or_default();
+        let name = unit_name(init, i);
         log::info!("{name}: stopping (TERM to its process group)");
         let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
         // Once the budget is spent, each still gets a moment before KILL.
@@ -78,12 +81,7 @@ pub(super) fn shutdown(init: &mut Init, power: Power) -> ! {
         }
     }
     for (i, pid) in init.sup.stop_order() {
-        let name = init
-            .sup
-            .units
-            .get(i)
-            .map(|u| u.spec.name.clone())
-            .unwrap_or_default();
+        let name = unit_name(init, i);
         log::warn!(
             "{name}: still running after {} s, killing it",
             SERVICES_GRACE.as_secs()

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{App, plain};
-use crate::serve::media::{OfferError, SessionError};
+use crate::serve::media::{Media, OfferError, SessionError};
 
 /// The largest offer or candidate fragment accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -66,14 +66,11 @@ pub async fn offer(
 }
 
 pub async fn end(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let media = match app.media() {
-        Ok(media) if valid_id(&id) => media,
-        _ => {
-            return plain(
-                StatusCode::NOT_FOUND,
-                &format!("session {id}: no such session"),
-            );
-        }
+    let Some(media) = session_media(&app, &id) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            &format!("session {id}: no such session"),
+        );
     };
     let result = media.end(&id);
     app.changed.notify_one();
@@ -96,19 +93,22 @@ pub async fn candidates(
         Ok(text) => text,
         Err((status, reason)) => return plain(status, &reason),
     };
-    let media = match app.media() {
-        Ok(media) if valid_id(&id) => media,
-        _ => {
-            return plain(
-                StatusCode::NOT_FOUND,
-                &format!("session {id}: no such session"),
-            );
-        }
+    let Some(media) = session_media(&app, &id) else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            &format!("session {id}: no such session"),
+        );
     };
     match media.add_candidates(&id, &text) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => session_refused(&e),
     }
+}
+
+/// The media side for a request on session `id`; none when the id cannot
+/// name a session or nothing is running (both answer 404).
+fn session_media(app: &App, id: &str) -> Option<Media> {
+    app.media().ok().filter(|_| valid_id(id))
 }
 
 /// The body as text, or the response refusing it: 415 for another type,
