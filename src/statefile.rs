@@ -30,7 +30,19 @@ pub struct SystemState {
     pub wifi: Option<WifiState>,
     pub clock: ClockState,
     pub temperature_c: Option<f32>,
+    /// The device's addresses on its network links, the one a phone opens
+    /// and a Zero Trust private route names.
+    pub addresses: Vec<LinkAddress>,
     pub config_errors: Vec<String>,
+    /// Boot steps that failed, such as "/data: mount: ...".
+    pub boot_errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LinkAddress {
+    pub interface: String,
+    pub address: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

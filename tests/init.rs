@@ -421,13 +421,18 @@ fn bad_test_plan_leaves_init_running_in_the_safe_state() {
             let text = std::fs::read_to_string(&status_path).unwrap_or_default();
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             v["leds"] == "failed"
-                && v["config_errors"].as_array().is_some_and(|e| {
-                    e.iter().any(|l| {
-                        l.as_str()
-                            .is_some_and(|l| l.starts_with("boot failed: test plan"))
-                    })
+                && v["boot_errors"].as_array().is_some_and(|e| {
+                    e.iter()
+                        .any(|l| l.as_str().is_some_and(|l| l.starts_with("test plan")))
                 })
         },
+    );
+    let text = std::fs::read_to_string(&status_path).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v["config_errors"].as_array().map(Vec::len),
+        Some(0),
+        "a boot failure is not a config error: {text}"
     );
     let log = root.log();
     assert!(log.contains("[ERROR] boot failed: test plan"), "{log}");

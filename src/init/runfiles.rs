@@ -24,18 +24,11 @@ pub(super) fn prepare_run_dir(init: &Init) {
     }
     let c = &init.loaded.config;
     if c.wifi.is_set() && !init.loaded.guard_failed("wifi") && init.plan.service.is_empty() {
-        match services::wpa_conf(c) {
-            Ok(text) => {
-                if let Err(e) = services::write_private(
-                    &init.at(services::WPA_CONF),
-                    text.as_bytes(),
-                    0o600,
-                    None,
-                ) {
-                    log::error!("wifi: {}: {e}", services::WPA_CONF);
-                }
-            }
-            Err(e) => log::error!("wifi: {e}"),
+        let text = services::wpa_conf(c);
+        if let Err(e) =
+            services::write_private(&init.at(services::WPA_CONF), text.as_bytes(), 0o600, None)
+        {
+            log::error!("wifi: {}: {e}", services::WPA_CONF);
         }
     }
 }

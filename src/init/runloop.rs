@@ -389,9 +389,6 @@ pub(super) fn system_state(init: &Init, state: leds::State, now: Instant) -> Sys
             signal_dbm: system::wifi_signal(&text, &iface),
         }
     });
-    let mut errors = status::config_lines(&init.loaded);
-    // FIXME: system.json has no field for boot failures; they go with the config errors.
-    errors.extend(init.failed.iter().map(|f| format!("boot failed: {f}")));
     SystemState {
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: now.saturating_duration_since(init.started).as_secs(),
@@ -410,7 +407,9 @@ pub(super) fn system_state(init: &Init, state: leds::State, now: Instant) -> Sys
             unix_s: clock::now(),
         },
         temperature_c: system::temperature(&init.at("sys")),
-        config_errors: errors,
+        addresses: system::addresses(),
+        config_errors: status::config_lines(&init.loaded),
+        boot_errors: init.failed.clone(),
     }
 }
 

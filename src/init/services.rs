@@ -225,19 +225,13 @@ pub fn from_test_plan(plan: &TestPlan) -> Vec<ServiceSpec> {
         .collect()
 }
 
-/// `wpa_supplicant.conf` text. The SSID is hex so that any name works; a
-/// password with a quote or a line break cannot be written quoted.
-pub fn wpa_conf(c: &Config) -> Result<String, &'static str> {
-    let hex: String = c.wifi.ssid.bytes().map(|b| format!("{b:02x}")).collect();
-    let pass = c.wifi.password.expose();
-    if pass.contains(['"', '\n', '\r']) {
-        // FIXME: write such a password as a PSK (PBKDF2 of SSID and password).
-        return Err(
-            "the Wi-Fi password has a quote or a line break, which wpa_supplicant cannot take quoted",
-        );
-    }
+/// `wpa_supplicant.conf` text. The SSID is written in hex so that any name
+/// works, and the password as the key WPA derives from it (so no password
+/// lies in `/run`, and a quote or a line break in it needs no escaping).
+pub fn wpa_conf(c: &Config) -> String {
+    let ssid = c.wifi.ssid.as_bytes();
     let key = if c.wifi.password.is_set() {
-        format!("\tpsk=\"{pass}\"\n")
+        format!("\tpsk={}\n", hex(&wpa_psk(c.wifi.password.expose(), ssid)))
     } else {
         "\tkey_mgmt=NONE\n".to_string()
     };
@@ -246,9 +240,20 @@ pub fn wpa_conf(c: &Config) -> Result<String, &'static str> {
     } else {
         format!("country={}\n", c.wifi.country)
     };
-    Ok(format!(
-        "ctrl_interface=/run/wpa_supplicant\n{country}network={{\n\tssid={hex}\n\tscan_ssid=1\n{key}}}\n"
-    ))
+    format!(
+        "ctrl_interface=/run/wpa_supplicant\n{country}network={{\n\tssid={}\n\tscan_ssid=1\n{key}}}\n",
+        hex(ssid)
+    )
+}
+
+/// The WPA pre-shared key of IEEE 802.11i: PBKDF2-HMAC-SHA1 of the
+/// password, salted with the SSID, 4096 rounds, 32 bytes.
+pub fn wpa_psk(password: &str, ssid: &[u8]) -> [u8; 32] {
+    pbkdf2::pbkdf2_hmac_array::<sha1::Sha1, 32>(password.as_bytes(), ssid, 4096)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes `text` to `path` with `mode`, owned by `owner` (uid, gid).
@@ -350,9 +355,50 @@ mod tests {
         assert_eq!(serve.probe, Probe::parse("127.0.0.1:8080/healthz"));
         assert!(p[3].every.is_some() && p[3].argv.contains(&"time.cloudflare.com".to_string()));
         assert!(p[6].console);
-        let conf = wpa_conf(&loaded.config).unwrap();
+        let conf = wpa_conf(&loaded.config);
         assert!(conf.contains("ssid=486f6d65\n") && conf.contains("country=DE\n"));
-        assert!(conf.contains("psk=\"correct horse\""));
+        // Python's hashlib.pbkdf2_hmac("sha1", b"correct horse", b"Home", 4096, 32).
+        assert!(
+            conf.contains(
+                "\tpsk=474ba82aa7ecbb0ee0d6a6f625529213ba1e52c48f85417392be8654a469b297\n"
+            ),
+            "{conf}"
+        );
+        assert!(!conf.contains("correct horse"), "{conf}");
+    }
+
+    #[test]
+    fn wpa_psk_matches_ieee_802_11i_vectors() {
+        let cases = [
+            (
+                "password",
+                "IEEE",
+                "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e",
+            ),
+            (
+                "ThisIsAPassword",
+                "ThisIsASSID",
+                "0dc0d6eb90555ed6419756b9a15ec3e3209b63df707dd508d14581f8982721af",
+            ),
+        ];
+        for (password, ssid, want) in cases {
+            assert_eq!(hex(&wpa_psk(password, ssid.as_bytes())), want, "{ssid}");
+        }
+    }
+
+    #[test]
+    fn a_password_with_a_quote_or_line_break_becomes_a_key_too() {
+        let loaded = parse("[wifi]\nssid = \"Home\"\npassword = \"say \\\"hi\\\"\\nok\"\n");
+        assert_eq!(loaded.errors().count(), 0);
+        let conf = wpa_conf(&loaded.config);
+        // hashlib.pbkdf2_hmac("sha1", b'say "hi"\nok', b"Home", 4096, 32).
+        assert!(
+            conf.contains(
+                "\tpsk=7955503435f52af5a3b4a0bfe0115146345a1b6ce81f4ddf4d8826694ec93be2\n"
+            ),
+            "{conf}"
+        );
+        assert_eq!(conf.lines().count(), 6, "{conf}");
     }
 
     #[test]

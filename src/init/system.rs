@@ -1,10 +1,14 @@
 //! Machine settings at boot (hostname, loopback, the socket buffer sysctls
 //! cloudflared's QUIC wants, Ctrl-Alt-Del handed to init) and the facts
-//! init reads back for status (links, Wi-Fi signal, SoC temperature).
+//! init reads back for status (links, addresses, Wi-Fi signal, SoC
+//! temperature).
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+
+use crate::statefile::LinkAddress;
 
 /// cloudflared's QUIC stack asks for about 7 MiB of UDP buffer.
 const UDP_BUFFER: u64 = 7_500_000;
@@ -112,6 +116,43 @@ pub fn interfaces(sys: &Path) -> (Vec<String>, Vec<String>) {
 }
 
 /// The signal level of `iface` from `/proc/net/wireless` text, in dBm.
+/// The addresses a phone could reach this device on, by interface, as the
+/// kernel has them now. Empty when they cannot be read.
+pub fn addresses() -> Vec<LinkAddress> {
+    let Ok(all) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut found: Vec<LinkAddress> = all
+        .filter_map(|ifa| {
+            let storage = ifa.address?;
+            let ip = match (storage.as_sockaddr_in(), storage.as_sockaddr_in6()) {
+                (Some(v4), _) => IpAddr::V4(v4.ip()),
+                (_, Some(v6)) => IpAddr::V6(v6.ip()),
+                _ => return None,
+            };
+            reachable(ip).then(|| LinkAddress {
+                interface: ifa.interface_name,
+                address: ip.to_string(),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (&a.interface, &a.address).cmp(&(&b.interface, &b.address)));
+    found.dedup();
+    found
+}
+
+/// Whether a phone elsewhere on the network could use `ip`: not loopback,
+/// unspecified, multicast, or IPv6 link-local (which needs a scope).
+pub fn reachable(ip: IpAddr) -> bool {
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+        return false;
+    }
+    match ip {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+    }
+}
+
 pub fn wifi_signal(proc_net_wireless: &str, iface: &str) -> Option<i32> {
     proc_net_wireless.lines().find_map(|line| {
         let (name, rest) = line.split_once(':')?;
@@ -137,6 +178,25 @@ pub fn temperature(sys: &Path) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_addresses_a_phone_can_open_are_shown() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for shown in ["192.168.1.23", "10.0.2.15", "2001:db8::5", "fd00::1"] {
+            assert!(reachable(ip(shown)), "{shown}");
+        }
+        for hidden in [
+            "127.0.0.1",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "fe80::1",
+            "febf::1",
+            "224.0.0.1",
+        ] {
+            assert!(!reachable(ip(hidden)), "{hidden}");
+        }
+    }
 
     #[test]
     fn wifi_signal_from_proc() {

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod media;
+mod memory;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,24 +58,10 @@ impl Options {
 /// viewer password is bad (never "no password" instead) or on a port that
 /// cannot be bound; a media side that fails to start is retried while the
 /// page and `/api/status` say why.
-/// Transparent huge pages turn a sparse heap into 2 MiB of resident memory
-/// at a time (about 12 MiB here for no gain); on a 512 MiB Zero 2 W that is
-/// worth keeping. Failing to turn them off changes nothing else.
-fn keep_heap_in_small_pages() {
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory.
-    let rc = unsafe { nix::libc::prctl(nix::libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    if rc != 0 {
-        eprintln!(
-            "serve: huge pages stay on: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 pub fn run(options: Options) -> ExitCode {
     // Before any thread exists: it may set GST_REGISTRY.
     media::prepare_environment();
-    keep_heap_in_small_pages();
+    memory::keep_heap_in_small_pages();
     init_logging();
     let Some(config) = load_config(options.config.as_deref()) else {
         return ExitCode::FAILURE;

@@ -240,11 +240,13 @@ async function checks(browser) {
   check(s.total - from >= 60, `lossy: frames keep decoding over ${window} s`,
     `${s.total - from} frames, ${((s.total - from) / window).toFixed(1)} frames/s on average`);
   const pc = await v.counters();
-  const shown = ['rttMs', 'fps', 'packetsLost'].filter((k) => pc && k in pc);
-  console.log(`# lossy: the page's counters: ${shown.length
-    ? shown.map((k) => `${k} ${pc[k]}`).join(', ')
-    : 'none for round trip, fps or loss (window.babymon has ' + Object.keys(pc || {}).join(' ') + ')'}`);
-  check(s.live?.rtt >= 0.3, 'lossy: the page measures the added round trip', `${s.live?.rtt} s`);
+  console.log(`# lossy: the page's counters: round trip ${pc?.rttMs} ms, ${pc?.fps} frames/s, ` +
+    `${pc?.packetsLost} packets lost, ${pc?.nackCount} NACKs`);
+  check(pc?.rttMs >= 300, "lossy: the page's own round trip shows the added delay", `${pc?.rttMs} ms`);
+  check(pc?.fps >= 10, "lossy: the page's own frame rate", `${pc?.fps} frames/s`);
+  check(pc?.nackCount > 0 && pc?.packetsLost >= 0, "lossy: the page counts the resends it asked for",
+    `${pc?.nackCount} NACKs, ${pc?.packetsLost} lost`);
+  check(s.live?.rtt >= 0.3, "lossy: Chromium's stats show the added round trip", `${s.live?.rtt} s`);
   await v.close();
   await relay('delay 0');
   await relay('loss 0');

@@ -209,6 +209,14 @@ async function firstBoot(browser) {
     check('status: the source is the vivid camera', isVivid(s) && /vivid/.test(card.out), `${JSON.stringify(s.source)}, ${card.out}`);
     check('status: a software encoder', /^(x264enc|openh264enc)$/.test(s.encoder?.name || ''), JSON.stringify(s.encoder));
     check("status: init's view under system", !!serveOf(s) && typeof s.system.clock === 'object', `services ${(s.system?.services || []).map((x) => `${x.name}:${x.state}`).join(' ')}`);
+    // QEMU's user network leases 10.0.2.15; init reads the address back from the kernel.
+    const withAddress = await statusUntil((x) => (x.system?.addresses || []).length > 0, 30000);
+    const addrs = withAddress.s?.system?.addresses || [];
+    const ipOut = await vm.sh("ip -4 -o addr show | grep -v ' lo ' | awk '{print $4}'");
+    check("status: the device's own address under system, as the VM's ip sees it",
+      addrs.some((a) => a.address === '10.0.2.15' && ipOut.out.includes(`${a.address}/`)),
+      `${JSON.stringify(addrs)}; ip: ${ipOut.out.trim()}`);
+    check('status: boot_errors is an empty list on a good boot', Array.isArray(withAddress.s?.system?.boot_errors) && withAddress.s.system.boot_errors.length === 0, JSON.stringify(withAddress.s?.system?.boot_errors));
 
     const page = await iceWatched(await phonePage(browser));
     await page.goto(base + '/');

@@ -53,7 +53,7 @@ pub async fn offer(
                     response
                 }
                 Err(_) => {
-                    media.end(&answer.id).ok();
+                    media.end(&answer.id).await.ok();
                     offer_refused(&OfferError::Internal {
                         id: answer.id,
                         reason: "the session id does not fit in a URL".into(),
@@ -72,7 +72,7 @@ pub async fn end(State(app): State<App>, Path(id): Path<String>) -> Response {
             &format!("session {id}: no such session"),
         );
     };
-    let result = media.end(&id);
+    let result = media.end(&id).await;
     app.changed.notify_one();
     match result {
         Ok(()) => {
@@ -99,7 +99,7 @@ pub async fn candidates(
             &format!("session {id}: no such session"),
         );
     };
-    match media.add_candidates(&id, &text) {
+    match media.add_candidates(&id, text).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => session_refused(&e),
     }
@@ -211,6 +211,7 @@ fn session_refused(e: &SessionError) -> Response {
     let status = match e {
         SessionError::NotFound(_) => StatusCode::NOT_FOUND,
         SessionError::BadCandidate { .. } => StatusCode::BAD_REQUEST,
+        SessionError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     plain(status, &e.to_string())
 }
@@ -247,6 +248,25 @@ mod tests {
                 (StatusCode::from_u16(code).unwrap(), retry),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn session_errors_map_to_codes() {
+        let (id, reason) = (String::from("a"), String::from("b"));
+        let cases = [
+            (SessionError::NotFound(id.clone()), 404),
+            (
+                SessionError::BadCandidate {
+                    id: id.clone(),
+                    reason: reason.clone(),
+                },
+                400,
+            ),
+            (SessionError::Internal { id, reason }, 500),
+        ];
+        for (e, code) in cases {
+            assert_eq!(session_refused(&e).status().as_u16(), code, "{e}");
         }
     }
 

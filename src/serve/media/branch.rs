@@ -59,6 +59,38 @@ fn no_upnp(ice: &gst_webrtc::WebRTCICE) {
     }
 }
 
+/// How far back a viewer can ask for a lost packet again (NACK). webrtcbin
+/// keeps 500 packets per stream, about 2.5 s of 720p video held per viewer;
+/// a resend later than a second arrives after its frame was due, even over
+/// the tunnel, and the viewer then asks for a key frame instead.
+const RTX_HISTORY_MS: u32 = 1000;
+
+/// Bounds the resend history of every `rtprtxsend` that webrtcbin makes
+/// for this viewer (it makes them when the answer is set).
+fn bound_rtx_history(webrtc: &gst::Element) {
+    let Some(bin) = webrtc.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    bin.connect_deep_element_added(|_, _, element| {
+        let found = std::iter::once(element.clone()).chain(
+            element
+                .downcast_ref::<gst::Bin>()
+                .map(|b| {
+                    b.iterate_recurse()
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        );
+        for e in found {
+            if e.factory().is_some_and(|f| f.name() == "rtprtxsend") {
+                e.set_property("max-size-time", RTX_HISTORY_MS);
+            }
+        }
+    });
+}
+
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
         .build()
@@ -76,6 +108,7 @@ impl Branch {
     ) -> Result<Branch, String> {
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        bound_rtx_history(&webrtc);
         // Loopback and this machine's own addresses are given to libnice
         // (which then gathers on those only); the others are advertised.
         let addresses = advertise::split(&ice.addresses, advertise::is_local);

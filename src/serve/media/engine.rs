@@ -14,6 +14,8 @@ use gstreamer as gst;
 
 use babymon::config::Config;
 
+use crate::serve::memory;
+
 use super::branch::{Branch, Ice};
 use super::keyframe::{self, KeyFrameLimiter};
 use super::pipeline::{self, Shared};
@@ -373,6 +375,8 @@ impl Inner {
             "session {id}: ended after {}s ({reason}), {count} viewers",
             session.created.elapsed().as_secs()
         );
+        drop(session);
+        memory::give_back_freed();
         Ok(())
     }
 

@@ -117,6 +117,8 @@ pub enum SessionError {
     NotFound(String),
     #[error("session {id}: bad candidate: {reason}")]
     BadCandidate { id: String, reason: String },
+    #[error("session {id}: {reason}")]
+    Internal { id: String, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,13 +175,32 @@ impl Media {
 
     /// Adds the viewer's late candidates from an
     /// `application/trickle-ice-sdpfrag` body.
-    pub fn add_candidates(&self, id: &str, sdpfrag: &str) -> Result<(), SessionError> {
-        self.inner.add_candidates(id, sdpfrag)
+    pub async fn add_candidates(&self, id: &str, sdpfrag: String) -> Result<(), SessionError> {
+        self.on_session(id, move |inner, id| inner.add_candidates(id, &sdpfrag))
+            .await
     }
 
     /// Ends a session and frees its place.
-    pub fn end(&self, id: &str) -> Result<(), SessionError> {
-        self.inner.end(id, "ended by the viewer")
+    pub async fn end(&self, id: &str) -> Result<(), SessionError> {
+        self.on_session(id, |inner, id| inner.end(id, "ended by the viewer"))
+            .await
+    }
+
+    /// Runs `work` on session `id` off the async workers: it takes the
+    /// media lock and waits on GStreamer state changes.
+    async fn on_session<F>(&self, id: &str, work: F) -> Result<(), SessionError>
+    where
+        F: FnOnce(&engine::Inner, &str) -> Result<(), SessionError> + Send + 'static,
+    {
+        let (inner, owned) = (self.inner.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || work(&inner, &owned))
+            .await
+            .unwrap_or_else(|e| {
+                Err(SessionError::Internal {
+                    id: id.into(),
+                    reason: format!("session task: {e}"),
+                })
+            })
     }
 
     /// Stops every session and sets the pipeline to `Null`.

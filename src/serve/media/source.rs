@@ -114,8 +114,11 @@ pub fn choose(want: &Want, scan: &Scan, libcamera: bool) -> VideoSource {
 }
 
 /// The launch text from the source to raw video of the output size and
-/// rate, turned as asked. `clock` says whether `clockoverlay` exists.
-pub fn video_description(source: &VideoSource, want: &Want, clock: bool) -> String {
+/// rate, turned as asked. The test pattern is a moving ball and nothing
+/// more: a clock drawn on it would load pango, cairo and fontconfig, about
+/// 9 MB of a process meant to fit a Zero 2 W, for a picture the status
+/// panel already names as the test pattern.
+pub fn video_description(source: &VideoSource, want: &Want) -> String {
     let (w, h, f) = (want.width, want.height, want.framerate);
     let raw = format!("video/x-raw,width={w},height={h},framerate={f}/1");
     let head = match source {
@@ -133,12 +136,7 @@ pub fn video_description(source: &VideoSource, want: &Want, clock: bool) -> Stri
         }
         VideoSource::Libcamera { .. } => format!("libcamerasrc name=camera ! {raw}"),
         VideoSource::Test { .. } => {
-            let overlay = if clock {
-                " ! clockoverlay halignment=right valignment=bottom shaded-background=true font-desc=\"Sans 12\""
-            } else {
-                ""
-            };
-            format!("videotestsrc name=camera is-live=true pattern=ball ! {raw}{overlay}")
+            format!("videotestsrc name=camera is-live=true pattern=ball ! {raw}")
         }
     };
     match flip(want.rotation) {
@@ -260,7 +258,7 @@ mod tests {
         let mut w = want(Source::Auto);
         w.rotation = 90;
         let cam = choose(&w, &scan_with_camera(), false);
-        let d = video_description(&cam, &w, true);
+        let d = video_description(&cam, &w);
         assert!(
             d.starts_with("v4l2src name=camera device=/dev/video0"),
             "{d}"
@@ -279,9 +277,12 @@ mod tests {
                 reason: String::new(),
             },
             &want(Source::Test),
-            false,
         );
-        assert!(!t.contains("clockoverlay"));
+        assert!(
+            t.starts_with("videotestsrc name=camera is-live=true"),
+            "{t}"
+        );
+        assert!(!t.contains("overlay"), "{t}");
         assert!(audio_description(&AudioSource::Off).is_none());
         assert!(
             audio_description(&AudioSource::Alsa("plughw:1,0".into()))

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gstreamer as gst;
 
+use crate::serve::memory;
+
 use super::audio;
 use super::branch::Branch;
 use super::camera;
@@ -200,8 +202,7 @@ fn try_build(
     audio_src: &audio::AudioSource,
 ) -> Result<Shared, String> {
     let s = &inner.settings;
-    let clock = gst::ElementFactory::find("clockoverlay").is_some();
-    let video_text = source::video_description(video, &s.want, clock);
+    let video_text = source::video_description(video, &s.want);
     let (w, h) = source::output_size(&s.want);
     let enc_text = encoder::description(&enc.name, w, h, s.want.framerate, s.bitrate_kbps);
     let audio_text = source::audio_description(audio_src);
@@ -272,6 +273,7 @@ fn restart(inner: &Inner, reason: &str) {
     if let Some(device) = device {
         release_or_exit(&device);
     }
+    memory::give_back_freed();
     let mut st = inner.lock();
     if st.stopped {
         return;

@@ -37,6 +37,10 @@
     path: '',
     transport: '',
     lastError: '',
+    fps: 0, // frames per second decoded, as the browser counts them
+    packetsLost: 0, // video packets never received, after resends
+    nackCount: 0, // resends this viewer asked for
+    rttMs: null, // round trip on the chosen candidate pair
     answerMs: null, // from the start of an attempt to the answer
     firstFrameMs: null, // from the start of the first attempt to its first frame
     lastFirstFrameMs: null, // the same for the latest attempt
@@ -75,6 +79,8 @@
     lastFrameAt = 0;
     liveSince = 0;
     disconnectedAt = 0;
+    // What a new connection may find different.
+    Object.assign(b, { path: '', transport: '', rttMs: null, fps: 0 });
     const mine = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     pc = mine;
     const v = mine.addTransceiver('video', { direction: 'recvonly' });
@@ -257,6 +263,9 @@
         b.frameHeight = s.frameHeight || 0;
         b.framesDropped = s.framesDropped || 0;
         b.decoder = s.decoderImplementation || '';
+        b.fps = s.framesPerSecond || 0;
+        b.packetsLost = s.packetsLost || 0;
+        b.nackCount = s.nackCount || 0;
         b.jitterBufferMs = s.jitterBufferEmittedCount ? Math.round((1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount) : 0;
       }
       if (s.type === 'inbound-rtp' && s.kind === 'audio') {
@@ -269,6 +278,7 @@
     const pair = byId.get(localId);
     const local = pair && byId.get(pair.localCandidateId);
     if (local && local.protocol && !b.transport) b.transport = local.protocol;
+    if (pair && typeof pair.currentRoundTripTime === 'number') b.rttMs = Math.round(pair.currentRoundTripTime * 1000);
     b.framesDecoded = frames;
 
     if (frames > lastFrames) {
@@ -399,6 +409,9 @@
     if (s.audio && s.audio.kind) rows.push(['Sound', [s.audio.kind, s.audio.device].filter(Boolean).join(' · ')]);
     rows.push(['Viewers', `${s.viewers.count} of ${s.viewers.max}`]);
     rows.push(['Received', `${b.framesDecoded} frames, ${Math.round(b.audioBytes / 1024)} KiB sound`]);
+    const link = [`${Math.round(b.fps)} frames/s`, `${b.packetsLost} packets lost`];
+    if (b.rttMs != null) link.unshift(`round trip ${b.rttMs} ms`);
+    rows.push(['Link', link.join(', ')]);
     const sys = s.system;
     if (sys) {
       if (sys.tunnel) rows.push(['Tunnel', sys.tunnel]);
@@ -410,6 +423,8 @@
       if (sys.clock) rows.push(['Clock', sys.clock.synced ? `set (${sys.clock.source})` : 'not set yet']);
       if (sys.temperature_c != null) rows.push(['Temperature', `${Number(sys.temperature_c).toFixed(1)} °C`]);
       for (const svc of sys.services || []) rows.push([svc.name, svc.state + (svc.restarts ? `, ${svc.restarts} restarts` : '')]);
+      for (const a of sys.addresses || []) rows.push(['Address', `${a.address} (${a.interface})`]);
+      for (const e of sys.boot_errors || []) rows.push(['Boot', e]);
       for (const e of sys.config_errors || []) rows.push(['Config', e]);
     }
     rows.push(['Version', `${s.version}, up ${formatDuration(s.uptime_s)}`]);
