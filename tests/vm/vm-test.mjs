@@ -239,6 +239,7 @@ async function firstBoot(browser) {
 
     // An unplugged camera, then the camera back.
     const dev = restarted.s?.source?.device || '/dev/video0';
+    const beforeCut = await counters(page);
     const cut = await vm.sh(`v4l2-ctl -d ${dev} --set-ctrl disconnect=1`);
     check('camera: vivid disconnected with v4l2-ctl', cut.code === 0, cut.out);
     const gone = await statusUntil((x) => x.source?.kind === 'test' || !x.source?.device, 60000);
@@ -257,6 +258,7 @@ async function firstBoot(browser) {
     const c1 = (await counters(page))?.framesDecoded ?? 0;
     w = await waitFor(page, (c) => c.framesDecoded >= c1 + 30, 60000);
     check('camera: the page decodes the camera again', w.ok, `${w.c?.framesDecoded} frames`);
+    figures.push(`camera unplugged and back: the page made ${(w.c?.sessions ?? 0) - (beforeCut?.sessions ?? 0)} new sessions`);
     await page.close();
 
     // Read-only root and what /data holds.

@@ -11,6 +11,7 @@ mod engine;
 mod format;
 mod keyframe;
 mod pipeline;
+mod recover;
 mod sdp;
 mod sessions;
 mod source;

@@ -1,5 +1,8 @@
 //! The shared half of the pipeline: one capture, one H.264 encoder and one
 //! Opus encoder, each ending in a `tee` that viewers' branches hang from.
+//! The capture (camera or test pattern, up to raw video) is a bin of its
+//! own in front of the encoder, so that a failed camera can be swapped for
+//! another source while the encoder, the tees and every viewer stay.
 //! Built in one function that returns `Result`; [`Shared::stop`] sets it to
 //! `Null`, and dropping it does too.
 
@@ -15,20 +18,27 @@ pub enum PipelineError {
     Missing(&'static str),
     #[error("pipeline: cannot start: {0}")]
     Start(String),
+    #[error("capture {0:?}: {1}")]
+    Capture(String, String),
 }
 
 pub struct Shared {
     pub pipeline: gst::Pipeline,
     pub video_tee: gst::Element,
     pub audio_tee: Option<gst::Element>,
+    /// The camera or test pattern, up to raw video; none between a stop
+    /// and the next start.
+    capture: Option<gst::Bin>,
+    /// Where the capture's raw video enters the encoder.
+    video_in: gst::Pad,
     stopped: bool,
 }
 
-/// Builds the shared pipeline from the capture text (`source`), the
+/// Builds the shared pipeline from the capture text (`video`), the
 /// encoder text (`encoder`) and the audio text, then sets it playing.
 pub fn build(video: &str, encoder: &str, audio: Option<&str>) -> Result<Shared, PipelineError> {
     let mut text = format!(
-        "{video} ! {encoder} ! h264parse config-interval=-1 ! \
+        "identity name=video_in silent=true ! {encoder} ! h264parse config-interval=-1 ! \
          video/x-h264,stream-format=byte-stream,alignment=au ! tee name=vtee allow-not-linked=true"
     );
     if let Some(audio) = audio {
@@ -41,14 +51,44 @@ pub fn build(video: &str, encoder: &str, audio: Option<&str>) -> Result<Shared, 
     let pipeline = element
         .downcast::<gst::Pipeline>()
         .map_err(|_| PipelineError::Parse(text.clone(), "not a pipeline".into()))?;
+    let video_in = pipeline
+        .by_name("video_in")
+        .and_then(|e| e.static_pad("sink"))
+        .ok_or(PipelineError::Missing("video_in"))?;
+    // A capture that ends (a camera gone, a source that stops) ends its own
+    // stream only: the encoder and the viewers wait for the next source,
+    // and the capture's end is told on the bus as the capture's error.
+    video_in.add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        |pad, info| match &info.data {
+            Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos => {
+                if let Some(capture) = pad.peer().and_then(|p| p.parent_element()) {
+                    let _ = capture.post_message(
+                        gst::message::Error::builder(
+                            gst::StreamError::Failed,
+                            "the capture ended its stream",
+                        )
+                        .src(&capture)
+                        .build(),
+                    );
+                }
+                gst::PadProbeReturn::Handled
+            }
+            _ => gst::PadProbeReturn::Ok,
+        },
+    );
+    let capture = capture_bin(video)?;
     let mut shared = Shared {
         video_tee: pipeline
             .by_name("vtee")
             .ok_or(PipelineError::Missing("vtee"))?,
         audio_tee: None,
+        capture: Some(capture.clone()),
+        video_in,
         pipeline,
         stopped: false,
     };
+    shared.attach(&capture)?;
     if audio.is_some() {
         shared.audio_tee = Some(
             shared
@@ -76,6 +116,14 @@ pub fn build(video: &str, encoder: &str, audio: Option<&str>) -> Result<Shared, 
     Ok(shared)
 }
 
+/// The capture text as a bin with one `src` pad.
+fn capture_bin(video: &str) -> Result<gst::Bin, PipelineError> {
+    log::debug!("capture: {video}");
+    let bin = gst::parse::bin_from_description(video, true)
+        .map_err(|e| PipelineError::Capture(video.into(), e.to_string()))?;
+    Ok(bin)
+}
+
 impl Shared {
     /// Asks the encoder for a key frame (with SPS and PPS) now.
     pub fn force_key_frame(&self) {
@@ -83,6 +131,61 @@ impl Shared {
             let sent = pad.push_event(force_key_unit_event());
             log::debug!("video: key frame asked (event handled: {sent})");
         }
+    }
+
+    /// Stops the capture and takes it out of the pipeline. The encoder, the
+    /// tees and every viewer's branch stay; they wait for the next capture.
+    pub fn stop_capture(&mut self) {
+        if let Some(old) = self.capture.take() {
+            let _ = old.set_state(gst::State::Null);
+            if let Some(src) = old.static_pad("src") {
+                let _ = src.unlink(&self.video_in);
+            }
+            let _ = self.pipeline.remove(&old);
+        }
+    }
+
+    /// Puts in the capture `video` describes (after [`Shared::stop_capture`])
+    /// and starts it. On failure it is taken out again.
+    pub fn start_capture(&mut self, video: &str) -> Result<(), PipelineError> {
+        self.stop_capture();
+        let new = capture_bin(video)?;
+        self.attach(&new)?;
+        self.capture = Some(new.clone());
+        let started = new
+            .sync_state_with_parent()
+            .map_err(|e| e.to_string())
+            // A camera that cannot start says so at once.
+            .and_then(|_| match new.state(gst::ClockTime::from_seconds(5)) {
+                (Err(e), _, _) => Err(format!("{e}: {}", first_error(&self.pipeline))),
+                _ => Ok(()),
+            });
+        if let Err(e) = started {
+            self.stop_capture();
+            return Err(PipelineError::Capture(video.into(), e));
+        }
+        self.force_key_frame();
+        Ok(())
+    }
+
+    /// Whether `object` is (inside) the current capture.
+    pub fn in_capture(&self, object: &gst::Object) -> bool {
+        self.capture
+            .as_ref()
+            .is_some_and(|c| object == c.upcast_ref::<gst::Object>() || object.has_as_ancestor(c))
+    }
+
+    fn attach(&self, capture: &gst::Bin) -> Result<(), PipelineError> {
+        let fail = |e: String| PipelineError::Capture(capture.name().to_string(), e);
+        self.pipeline
+            .add(capture)
+            .map_err(|e| fail(format!("cannot add: {e}")))?;
+        let src = capture
+            .static_pad("src")
+            .ok_or_else(|| fail("no src pad".into()))?;
+        src.link(&self.video_in)
+            .map(|_| ())
+            .map_err(|e| fail(format!("cannot link to the encoder: {e}")))
     }
 
     pub fn is_playing(&self) -> bool {

@@ -1,6 +1,6 @@
-//! The media thread: watches the pipeline's bus and the camera device,
-//! rebuilds the pipeline on the next source found when the camera fails or
-//! goes, looks for a camera now and then while on the test pattern, keeps
+//! The media thread: watches the pipeline's bus and the camera device
+//! (what it then does is [`super::recover`]'s), builds the pipeline on the
+//! best source, looks for a camera now and then while on the test pattern, keeps
 //! a spare branch ready, forces a key frame when a viewer connects, reads
 //! how each viewer is connected, and ends sessions that failed or fell
 //! silent.
@@ -12,14 +12,13 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gstreamer as gst;
 
-use crate::serve::memory;
-
 use super::audio;
 use super::branch::Branch;
 use super::camera;
 use super::encoder;
 use super::engine::{Event, Inner, State};
 use super::pipeline::{self, Shared};
+use super::recover::{self, Trouble};
 use super::sessions::{self, Link};
 use super::source::{self, VideoSource};
 use super::{EncoderInfo, VideoInfo};
@@ -30,7 +29,7 @@ const RESCAN_EVERY: Duration = Duration::from_secs(10);
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 const STATS_EVERY: Duration = Duration::from_secs(5);
 /// How long a camera that keeps failing is left alone.
-const CAMERA_REST: Duration = Duration::from_secs(30);
+pub const CAMERA_REST: Duration = Duration::from_secs(30);
 
 pub fn run(inner: Arc<Inner>, events: mpsc::Receiver<Event>) {
     let mut last_check = Instant::now();
@@ -44,8 +43,10 @@ pub fn run(inner: Arc<Inner>, events: mpsc::Receiver<Event>) {
         if inner.lock().stopped {
             return;
         }
-        if let Some(reason) = bus_trouble(&inner) {
-            restart(&inner, &reason);
+        match recover::bus_trouble(&inner) {
+            Some(Trouble::Capture(reason)) => recover::switch_source(&inner, &reason),
+            Some(Trouble::Pipeline(reason)) => recover::restart(&inner, &reason),
+            None => {}
         }
         if last_check.elapsed() >= CHECK_EVERY {
             last_check = Instant::now();
@@ -56,7 +57,7 @@ pub fn run(inner: Arc<Inner>, events: mpsc::Receiver<Event>) {
                 .clone()
                 .filter(|d| !camera::present(d));
             if let Some(device) = gone {
-                restart(&inner, &format!("camera {device}: device gone"));
+                recover::switch_source(&inner, &format!("camera {device}: device gone"));
             }
         }
         if last_scan.elapsed() >= RESCAN_EVERY {
@@ -110,9 +111,9 @@ fn handle(inner: &Inner, event: Event) {
     }
 }
 
-/// Builds the shared pipeline on the best source there is; on failure with
-/// a camera, falls back to the test pattern.
-pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
+/// The best video source there is now: the camera unless it rests after
+/// failing or was unplugged, else the test pattern (with the reason).
+pub fn choose_video(inner: &Inner, st: &mut State) -> (VideoSource, camera::Scan) {
     let s = &inner.settings;
     forget_replugged(st);
     let scan = camera::scan(
@@ -121,8 +122,8 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
         s.want.framerate,
         st.unplugged.as_ref(),
     );
-    let exists = |name: &str| gst::ElementFactory::find(name).is_some();
     let resting = st.camera_rest_until.is_some_and(|t| Instant::now() < t);
+    let libcamera = gst::ElementFactory::find("libcamerasrc").is_some();
     let video = if resting {
         VideoSource::Test {
             reason: format!(
@@ -131,10 +132,7 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
             ),
         }
     } else {
-        match (
-            source::choose(&s.want, &scan, exists("libcamerasrc")),
-            &st.unplugged,
-        ) {
+        match (source::choose(&s.want, &scan, libcamera), &st.unplugged) {
             (VideoSource::Test { .. }, Some(u)) => VideoSource::Test {
                 reason: format!(
                     "camera {} was unplugged; waiting for it to come back",
@@ -144,6 +142,15 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
             (chosen, _) => chosen,
         }
     };
+    (video, scan)
+}
+
+/// Builds the shared pipeline on the best source there is; on failure with
+/// a camera, falls back to the test pattern.
+pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
+    let s = &inner.settings;
+    let exists = |name: &str| gst::ElementFactory::find(name).is_some();
+    let (video, scan) = choose_video(inner, st);
     let enc = encoder::choose(&s.encoder, &exists, &scan.codecs)
         .ok_or("no H.264 encoder: install x264enc or openh264enc")?;
     let audio_src = audio::choose(
@@ -166,10 +173,7 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
         }
         Err(e) => return Err(e),
     };
-    match &video {
-        VideoSource::Test { reason } => log::info!("video: test pattern ({reason})"),
-        other => log::info!("video: {} {}", other.info().kind, other.info().format),
-    }
+    log_video(&video);
     log::info!("encoder: {} ({})", enc.name, enc.reason);
     log::info!(
         "audio: {}",
@@ -179,7 +183,6 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
             .unwrap_or_else(|| audio_src.info().kind)
     );
     let (width, height) = source::output_size(&s.want);
-    st.status.source = video.info();
     st.status.encoder = EncoderInfo { ..enc };
     st.status.video = VideoInfo {
         width,
@@ -188,11 +191,24 @@ pub fn build(inner: &Inner, st: &mut State) -> Result<(), String> {
         bitrate_kbps: s.bitrate_kbps,
     };
     st.status.audio = audio_src.info();
-    st.camera_device = video.device().map(String::from);
-    st.on_test_pattern = matches!(video, VideoSource::Test { .. });
     st.generation += 1;
     st.shared = Some(shared);
+    take_source(st, &video);
     Ok(())
+}
+
+pub fn log_video(video: &VideoSource) {
+    match video {
+        VideoSource::Test { reason } => log::info!("video: test pattern ({reason})"),
+        other => log::info!("video: {} {}", other.info().kind, other.info().format),
+    }
+}
+
+/// Records `video` as the source in use.
+pub fn take_source(st: &mut State, video: &VideoSource) {
+    st.status.source = video.info();
+    st.camera_device = video.device().map(String::from);
+    st.on_test_pattern = matches!(video, VideoSource::Test { .. });
 }
 
 fn try_build(
@@ -228,142 +244,6 @@ pub fn prepare_spare(inner: &Inner, st: &mut State) {
         Ok(b) => st.spare = Some(b),
         Err(e) => log::warn!("spare branch: {e}"),
     }
-}
-
-/// Tears everything down and builds again on the next source found.
-// FIXME: every viewer's session ends with the old pipeline and the page
-// reconnects; swapping only the capture half would keep them connected.
-fn restart(inner: &Inner, reason: &str) {
-    log::warn!("pipeline: {reason}; restarting");
-    let (sessions, spare, shared) = {
-        let mut st = inner.lock();
-        (
-            std::mem::take(&mut st.sessions),
-            st.spare.take(),
-            st.shared.take(),
-        )
-    };
-    for (id, mut s) in sessions {
-        s.branch.remove();
-        log::info!("session {id}: ended (pipeline restart)");
-    }
-    drop(spare);
-    let device = inner.lock().camera_device.clone();
-    // Asked while serve still holds it: a node that no longer answers was
-    // unplugged (a camera with a passing error still answers).
-    if let Some(device) = &device
-        && !camera::present(device)
-    {
-        let id = camera::node_id(device);
-        if id.is_some() {
-            log::info!("camera {device}: unplugged; taken again once its node is made anew");
-        }
-        inner.lock().unplugged = id;
-    }
-    if let Some(mut shared) = shared {
-        // Null closes the camera; dropping the last reference frees its
-        // buffers, which keep the device (and its kernel module) in use.
-        shared.stop();
-        let weak = shared.pipeline.downgrade();
-        drop(shared);
-        if weak.upgrade().is_some() {
-            log::warn!("pipeline: the old pipeline is still referenced after it stopped");
-        }
-    }
-    if let Some(device) = device {
-        release_or_exit(&device);
-    }
-    memory::give_back_freed();
-    let mut st = inner.lock();
-    if st.stopped {
-        return;
-    }
-    st.status.restarts += 1;
-    // A camera failing again right after a restart is not tried at once:
-    // a crash loop would flap the stream for every viewer.
-    let now = Instant::now();
-    if st
-        .last_restart
-        .is_some_and(|t| now.duration_since(t) < CAMERA_REST)
-        && !st.on_test_pattern
-    {
-        st.camera_rest_until = Some(now + CAMERA_REST);
-    }
-    st.last_restart = Some(now);
-    match build(inner, &mut st) {
-        Ok(()) => prepare_spare(inner, &mut st),
-        Err(e) => log::error!("pipeline: cannot rebuild: {e}"),
-    }
-}
-
-/// How long a stopped camera pipeline may take to let its device go.
-const RELEASE_WAIT: Duration = Duration::from_secs(2);
-/// serve's exit code when it must end to let a device go.
-const EXIT_DEVICE_HELD: i32 = 75;
-
-/// Waits until nothing in this process holds `device` any more. If
-/// something still does (a descriptor or mapped frames GStreamer did not
-/// let go), the driver's module cannot be removed nor the camera come back:
-/// under init (the parent is PID 1) serve then ends, the kernel closes
-/// everything and init starts it again; run by hand, it says so.
-// FIXME: in the VM (vivid's Disconnect, then `modprobe -r vivid`) one
-// descriptor on the device is still open after the pipeline reached Null,
-// so this exit is what frees it today; find what keeps that descriptor.
-fn release_or_exit(device: &str) {
-    let until = Instant::now() + RELEASE_WAIT;
-    let mut held = camera::held(device);
-    while !held.is_free() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-        held = camera::held(device);
-    }
-    if held.is_free() {
-        log::info!("camera {device}: released");
-        return;
-    }
-    log::error!(
-        "camera {device}: still held after the pipeline stopped ({} descriptors, {} mappings)",
-        held.fds,
-        held.maps
-    );
-    if nix::unistd::getppid().as_raw() == 1 {
-        log::error!("camera {device}: ending serve so that the kernel lets the device go");
-        std::process::exit(EXIT_DEVICE_HELD);
-    }
-}
-
-/// An error or end of stream on the bus, as a reason to restart.
-fn bus_trouble(inner: &Inner) -> Option<String> {
-    let st = inner.lock();
-    let shared = st.shared.as_ref()?;
-    let device = st
-        .camera_device
-        .clone()
-        .unwrap_or_else(|| st.status.source.kind.clone());
-    let bus = shared.pipeline.bus()?;
-    while let Some(msg) = bus.pop() {
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                let text = pipeline::describe_error(
-                    &msg,
-                    e.error().to_string(),
-                    e.debug().map(|d| d.to_string()),
-                );
-                log::error!("camera {device}: {text}");
-                return Some(format!("error from {device}"));
-            }
-            gst::MessageView::Eos(_) => return Some(format!("end of stream from {device}")),
-            gst::MessageView::Warning(w) => log::warn!(
-                "pipeline: {}",
-                pipeline::describe_error(
-                    &msg,
-                    w.error().to_string(),
-                    w.debug().map(|d| d.to_string())
-                )
-            ),
-            _ => {}
-        }
-    }
-    None
 }
 
 fn bus_error(shared: &Shared) -> Option<String> {
@@ -415,7 +295,7 @@ fn rescan(inner: &Inner) {
     if let found @ (VideoSource::V4l2 { .. } | VideoSource::Libcamera { .. }) =
         source::choose(&s.want, &scan, libcamera)
     {
-        restart(
+        recover::switch_source(
             inner,
             &format!("camera {} found", found.device().unwrap_or("libcamera")),
         );

@@ -1,6 +1,9 @@
 //! The media side with real GStreamer and the test sources: starting,
-//! rebuilding after a camera error, and stopping.
+//! swapping the source after a camera error while a viewer keeps its
+//! stream, rebuilding after any other error, and stopping.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -25,32 +28,162 @@ fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn an_error_from_the_camera_rebuilds_the_pipeline() {
+/// A viewer stand-in on the video tee: counts encoded frames, checks that
+/// their times only go forward, and notes an end of stream.
+struct Watcher {
+    frames: Arc<AtomicU64>,
+    backwards: Arc<AtomicU64>,
+    eos: Arc<AtomicBool>,
+}
+
+fn watch_video(media: &Media) -> Watcher {
+    let w = Watcher {
+        frames: Arc::new(AtomicU64::new(0)),
+        backwards: Arc::new(AtomicU64::new(0)),
+        eos: Arc::new(AtomicBool::new(false)),
+    };
+    let st = media.inner.lock();
+    let shared = st.shared.as_ref().unwrap();
+    let queue = gst::ElementFactory::make("queue").build().unwrap();
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("signal-handoffs", true)
+        .property("sync", false)
+        .build()
+        .unwrap();
+    let (frames, backwards, last) = (w.frames.clone(), w.backwards.clone(), AtomicU64::new(0));
+    sink.connect("handoff", false, move |args| {
+        let buffer = args[1].get::<gst::Buffer>().unwrap();
+        let pts = buffer.pts().map_or(0, gst::ClockTime::nseconds);
+        if pts <= last.swap(pts, Ordering::SeqCst) {
+            backwards.fetch_add(1, Ordering::SeqCst);
+        }
+        frames.fetch_add(1, Ordering::SeqCst);
+        None
+    });
+    let eos = w.eos.clone();
+    sink.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data
+                && e.type_() == gst::EventType::Eos
+            {
+                eos.store(true, Ordering::SeqCst);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    shared.pipeline.add_many([&queue, &sink]).unwrap();
+    queue.link(&sink).unwrap();
+    let tee_pad = shared.video_tee.request_pad_simple("src_%u").unwrap();
+    tee_pad.link(&queue.static_pad("sink").unwrap()).unwrap();
+    queue.sync_state_with_parent().unwrap();
+    sink.sync_state_with_parent().unwrap();
+    w
+}
+
+fn post_error(media: &Media, element: &str) -> (gst::Pipeline, gst::Element) {
+    let (pipeline, target) = {
+        let st = media.inner.lock();
+        let shared = st.shared.as_ref().unwrap();
+        (
+            shared.pipeline.clone(),
+            shared.pipeline.by_name(element).unwrap(),
+        )
+    };
+    let error = gst::message::Error::builder(gst::ResourceError::NotFound, "device gone")
+        .src(&target)
+        .build();
+    pipeline.bus().unwrap().post(error).unwrap();
+    (pipeline, target)
+}
+
+fn started() -> Media {
     let media = Media::start(&test_config()).expect("media starts with the test sources");
     wait_for("playing", Duration::from_secs(10), || {
         media.status().playing
     });
+    media
+}
+
+#[test]
+fn a_camera_error_swaps_the_source_and_viewers_keep_their_stream() {
+    let media = started();
     let status = media.status();
     assert_eq!(status.source.kind, "test");
     assert_eq!(status.audio.kind, "test");
     assert_eq!((status.video.width, status.video.height), (320, 240));
     assert!(!status.encoder.name.is_empty() && !status.encoder.reason.is_empty());
     assert_eq!(status.restarts, 0);
+    let viewer = watch_video(&media);
+    wait_for("frames to the viewer", Duration::from_secs(10), || {
+        viewer.frames.load(Ordering::SeqCst) >= 10
+    });
 
-    let (old, camera) = {
-        let st = media.inner.lock();
-        let shared = st.shared.as_ref().unwrap();
-        (
-            shared.pipeline.clone(),
-            shared.pipeline.by_name("camera").unwrap(),
-        )
-    };
-    let error = gst::message::Error::builder(gst::ResourceError::NotFound, "device gone")
-        .src(&camera)
-        .build();
-    old.bus().unwrap().post(error).unwrap();
+    let (pipeline, camera) = post_error(&media, "camera");
+    wait_for("a new source", Duration::from_secs(10), || {
+        media.status().restarts == 1 && media.status().playing
+    });
+    let at_switch = viewer.frames.load(Ordering::SeqCst);
+    wait_for("frames after the switch", Duration::from_secs(10), || {
+        viewer.frames.load(Ordering::SeqCst) >= at_switch + 30
+    });
+    let now = media.inner.lock().shared.as_ref().unwrap().pipeline.clone();
+    assert_eq!(now, pipeline, "the same pipeline, encoder and tees");
+    assert_eq!(pipeline.current_state(), gst::State::Playing);
+    assert!(
+        !viewer.eos.load(Ordering::SeqCst),
+        "no end of stream reached the viewer"
+    );
+    assert_eq!(
+        viewer.backwards.load(Ordering::SeqCst),
+        0,
+        "frame times only go forward"
+    );
+    assert_eq!(
+        camera.current_state(),
+        gst::State::Null,
+        "the old source stopped"
+    );
+    assert!(
+        camera.parent().is_none_or(|p| p.parent().is_none()),
+        "and left the pipeline"
+    );
+    let fresh = pipeline.by_name("camera").unwrap();
+    assert_ne!(fresh, camera, "a new source took its place");
+    assert_eq!(media.status().source.kind, "test");
+    let weak = camera.downgrade();
+    drop(camera);
+    wait_for("the old source dropped", Duration::from_secs(5), || {
+        weak.upgrade().is_none()
+    });
 
+    // A source that ends its stream (as a camera can) is swapped the same
+    // way, and the end goes no further than the encoder.
+    assert!(fresh.send_event(gst::event::Eos::new()));
+    wait_for("a source after the end", Duration::from_secs(10), || {
+        media.status().restarts == 2 && media.status().playing
+    });
+    let at_end = viewer.frames.load(Ordering::SeqCst);
+    wait_for("frames after the end", Duration::from_secs(10), || {
+        viewer.frames.load(Ordering::SeqCst) >= at_end + 30
+    });
+    assert!(
+        !viewer.eos.load(Ordering::SeqCst),
+        "no end of stream reached the viewer"
+    );
+    assert_eq!(
+        viewer.backwards.load(Ordering::SeqCst),
+        0,
+        "frame times only go forward"
+    );
+    assert_eq!(fresh.current_state(), gst::State::Null);
+    media.shutdown();
+}
+
+#[test]
+fn an_error_elsewhere_rebuilds_the_whole_pipeline() {
+    let media = started();
+    let (old, encoder) = post_error(&media, "encoder");
     wait_for("a rebuilt pipeline", Duration::from_secs(10), || {
         media.status().restarts == 1 && media.status().playing
     });
@@ -63,7 +196,7 @@ fn an_error_from_the_camera_rebuilds_the_pipeline() {
     // Dropped too: once the test lets go of its own references, nothing in
     // serve keeps the failed pipeline (and its device) alive.
     let weak = old.downgrade();
-    drop((old, camera));
+    drop((old, encoder));
     wait_for("the old pipeline dropped", Duration::from_secs(5), || {
         weak.upgrade().is_none()
     });
