@@ -1,6 +1,7 @@
 // Measures a WHEP sender from a real headless Chromium: the time from the
-// POST of the offer to the first decoded video frame (median of several
-// fresh sessions), then the sender's CPU and memory while N viewers watch.
+// POST of the offer to the answer, to the first video frame received and to
+// its decoded picture handed to the compositor (medians of several fresh
+// sessions), then the sender's CPU and memory while N viewers watch.
 //
 //   node measure.mjs --url http://HOST:PORT --pid PID [--runs 10] [--viewers 1,4]
 //
@@ -23,9 +24,12 @@ function cpuTicks() {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]); // utime + stime
 }
+// Resident memory in MB: all of it, the heap and stacks (anonymous), and
+// the mapped files (mostly shared libraries).
 function rssMb() {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
+  const mb = (key) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)[1]) / 1024;
+  return { all: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile') };
 }
 
 // Runs in the page: one WHEP session; resolves with its timings once the
@@ -39,6 +43,18 @@ async function openSession() {
   video.autoplay = true;
   video.playsInline = true;
   document.body.append(video);
+  // The first frame is timed by the video element itself: the
+  // requestVideoFrameCallback metadata carry when its last packet arrived
+  // and when the decoded picture went to the compositor, on the same clock
+  // as t0. (Polling getStats for framesDecoded would round every result up
+  // to Chromium's 50 ms stats cache.)
+  const shown = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no frame within 10 s')), 10000);
+    video.requestVideoFrameCallback((_now, m) => {
+      clearTimeout(timer);
+      resolve(m);
+    });
+  });
   pc.ontrack = (e) => {
     if (e.track.kind === 'video') video.srcObject = new MediaStream([e.track]);
   };
@@ -58,23 +74,14 @@ async function openSession() {
   const tAnswer = performance.now();
   const location = res.headers.get('Location');
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-  const firstFrame = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no frame within 10 s')), 10000);
-    const poll = async () => {
-      const stats = await pc.getStats();
-      for (const s of stats.values()) {
-        if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 0) {
-          clearTimeout(timer);
-          return resolve(performance.now());
-        }
-      }
-      setTimeout(poll, 2);
-    };
-    poll();
-  });
+  const first = await shown;
   window.sessions = window.sessions || [];
   window.sessions.push({ pc, location, video });
-  return { answerMs: tAnswer - t0, firstFrameMs: firstFrame - t0 };
+  return {
+    answerMs: tAnswer - t0,
+    receivedMs: first.receiveTime - t0,
+    firstFrameMs: first.presentationTime - t0,
+  };
 }
 
 async function closeAll() {
@@ -112,7 +119,7 @@ const browser = await chromium.launch({
     '--autoplay-policy=no-user-gesture-required',
   ],
 });
-const result = { url, firstFrame: [], answer: [], load: {} };
+const result = { url, firstFrame: [], received: [], answer: [], load: {} };
 try {
   const page = await browser.newPage();
   await page.goto(url + '/healthz');
@@ -123,11 +130,13 @@ try {
   for (let i = 0; i < runs; i++) {
     const t = await page.evaluate(openSession);
     result.firstFrame.push(t.firstFrameMs);
+    result.received.push(t.receivedMs);
     result.answer.push(t.answerMs);
     await page.evaluate(closeAll);
     await sleep(300);
   }
   result.firstFrameMedianMs = median(result.firstFrame);
+  result.receivedMedianMs = median(result.received);
   result.answerMedianMs = median(result.answer);
   for (const n of viewerCounts) {
     for (let i = 0; i < n; i++) await page.evaluate(openSession);
@@ -139,7 +148,8 @@ try {
     const seconds = (Date.now() - t0) / 1000;
     const cpu = ((cpuTicks() - c0) / clockTicks / seconds) * 100;
     const fps = (await page.evaluate(framesDecoded) - f0) / seconds / n;
-    result.load[n] = { cpuPercent: cpu, rssMb: rssMb(), fpsPerViewer: fps };
+    const rss = rssMb();
+    result.load[n] = { cpuPercent: cpu, rssMb: rss.all, anonMb: rss.anon, fileMb: rss.file, fpsPerViewer: fps };
     await page.evaluate(closeAll);
     await sleep(1000);
   }
