@@ -115,7 +115,6 @@ pub fn interfaces(sys: &Path) -> (Vec<String>, Vec<String>) {
     (eth, wifi)
 }
 
-/// The signal level of `iface` from `/proc/net/wireless` text, in dBm.
 /// The addresses a phone could reach this device on, by interface, as the
 /// kernel has them now. Empty when they cannot be read.
 pub fn addresses() -> Vec<LinkAddress> {
@@ -153,6 +152,7 @@ pub fn reachable(ip: IpAddr) -> bool {
     }
 }
 
+/// The signal level of `iface` from `/proc/net/wireless` text, in dBm.
 pub fn wifi_signal(proc_net_wireless: &str, iface: &str) -> Option<i32> {
     proc_net_wireless.lines().find_map(|line| {
         let (name, rest) = line.split_once(':')?;

@@ -3,7 +3,7 @@
 // its decoded picture handed to the compositor (medians of several fresh
 // sessions), then the sender's CPU and memory while N viewers watch.
 //
-//   node measure.mjs --url http://HOST:PORT --pid PID [--runs 10] [--viewers 1,4]
+//   node measure.mjs --url http://HOST:PORT [--pid PID] [--runs 10] [--viewers 1,4]
 //
 // Prints one JSON object on stdout.
 import { chromium } from '../browser/node_modules/playwright-core/index.mjs';
@@ -15,7 +15,8 @@ const args = Object.fromEntries(
 const url = args.url;
 const pid = Number(args.pid);
 const runs = Number(args.runs ?? 10);
-const viewerCounts = (args.viewers ?? '1,4').split(',').map(Number);
+// --viewers 0 measures the first frame only (scripts/first-frame).
+const viewerCounts = (args.viewers ?? '1,4').split(',').map(Number).filter((n) => n > 0);
 const measureSeconds = Number(args.seconds ?? 10);
 
 const clockTicks = 100; // USER_HZ on Linux

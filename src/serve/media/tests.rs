@@ -81,6 +81,34 @@ fn watch_video(media: &Media) -> Watcher {
     w
 }
 
+impl Watcher {
+    /// Waits for the source swap that makes `restarts`, then for 30 more
+    /// frames; none of it may end the viewer's stream or send its frame
+    /// times backwards.
+    fn streams_on(&self, media: &Media, restarts: u32, after: &str) {
+        wait_for(
+            &format!("a new source after {after}"),
+            Duration::from_secs(10),
+            || media.status().restarts == restarts && media.status().playing,
+        );
+        let at = self.frames.load(Ordering::SeqCst);
+        wait_for(
+            &format!("frames after {after}"),
+            Duration::from_secs(10),
+            || self.frames.load(Ordering::SeqCst) >= at + 30,
+        );
+        assert!(
+            !self.eos.load(Ordering::SeqCst),
+            "no end of stream reached the viewer after {after}"
+        );
+        assert_eq!(
+            self.backwards.load(Ordering::SeqCst),
+            0,
+            "frame times only go forward after {after}"
+        );
+    }
+}
+
 fn post_error(media: &Media, element: &str) -> (gst::Pipeline, gst::Element) {
     let (pipeline, target) = {
         let st = media.inner.lock();
@@ -120,25 +148,10 @@ fn a_camera_error_swaps_the_source_and_viewers_keep_their_stream() {
     });
 
     let (pipeline, camera) = post_error(&media, "camera");
-    wait_for("a new source", Duration::from_secs(10), || {
-        media.status().restarts == 1 && media.status().playing
-    });
-    let at_switch = viewer.frames.load(Ordering::SeqCst);
-    wait_for("frames after the switch", Duration::from_secs(10), || {
-        viewer.frames.load(Ordering::SeqCst) >= at_switch + 30
-    });
+    viewer.streams_on(&media, 1, "the switch");
     let now = media.inner.lock().shared.as_ref().unwrap().pipeline.clone();
     assert_eq!(now, pipeline, "the same pipeline, encoder and tees");
     assert_eq!(pipeline.current_state(), gst::State::Playing);
-    assert!(
-        !viewer.eos.load(Ordering::SeqCst),
-        "no end of stream reached the viewer"
-    );
-    assert_eq!(
-        viewer.backwards.load(Ordering::SeqCst),
-        0,
-        "frame times only go forward"
-    );
     assert_eq!(
         camera.current_state(),
         gst::State::Null,
@@ -160,22 +173,7 @@ fn a_camera_error_swaps_the_source_and_viewers_keep_their_stream() {
     // A source that ends its stream (as a camera can) is swapped the same
     // way, and the end goes no further than the encoder.
     assert!(fresh.send_event(gst::event::Eos::new()));
-    wait_for("a source after the end", Duration::from_secs(10), || {
-        media.status().restarts == 2 && media.status().playing
-    });
-    let at_end = viewer.frames.load(Ordering::SeqCst);
-    wait_for("frames after the end", Duration::from_secs(10), || {
-        viewer.frames.load(Ordering::SeqCst) >= at_end + 30
-    });
-    assert!(
-        !viewer.eos.load(Ordering::SeqCst),
-        "no end of stream reached the viewer"
-    );
-    assert_eq!(
-        viewer.backwards.load(Ordering::SeqCst),
-        0,
-        "frame times only go forward"
-    );
+    viewer.streams_on(&media, 2, "the end");
     assert_eq!(fresh.current_state(), gst::State::Null);
     media.shutdown();
 }
