@@ -50,7 +50,9 @@ tunnel_up() {
 	in_ns "$NS_EDGE" ip addr add "$PI_ADDR/32" dev lo
 }
 
-# stop_pid PID: TERM to a process this script started, and wait for it.
+# stop_pid PID: TERM to a process this script started, and wait for it
+# (serve and the relay are this shell's own children: ip netns exec execs
+# them in its own place).
 stop_pid() {
 	[[ -n $1 ]] || return 0
 	kill "$1" 2>/dev/null || true
@@ -86,7 +88,9 @@ start_serve() {
 		enabled = false
 	EOF
 	echo "==> babymon serve in $NS_HOME on $PI_ADDR:$PI_PORT (log: $TUNNEL_WORK/serve.log)"
-	in_ns "$NS_HOME" "$bin" serve --config "$TUNNEL_WORK/babymon.toml" \
+	# `ip netns exec` itself, not in_ns: a function run with & is a subshell,
+	# and $! would name that shell instead of serve.
+	ip netns exec "$NS_HOME" "$bin" serve --config "$TUNNEL_WORK/babymon.toml" \
 		>"$TUNNEL_WORK/serve.log" 2>&1 &
 	SERVE_PID=$!
 	for _ in $(seq 100); do
@@ -105,7 +109,7 @@ start_serve() {
 # over TCP and the ICE range over TCP and UDP.
 start_relay() {
 	echo "==> relay in $NS_EDGE for $PI_ADDR (log: $TUNNEL_WORK/relay.log)"
-	in_ns "$NS_EDGE" python3 tests/tunnel/relay.py --listen "$PI_ADDR" --target "$PI_ADDR" \
+	ip netns exec "$NS_EDGE" python3 tests/tunnel/relay.py --listen "$PI_ADDR" --target "$PI_ADDR" \
 		--home-netns "/run/netns/$NS_HOME" --tcp "$PI_PORT,$ICE_PORTS" --udp "$ICE_PORTS" \
 		--control "$RELAY_CTL" "$@" >"$TUNNEL_WORK/relay.out" 2>"$TUNNEL_WORK/relay.log" &
 	RELAY_PID=$!
