@@ -6,6 +6,8 @@
 //! new UTS namespace only. Mounting FAT and the power key need a kernel
 //! that has them: they are checked in the VM, not here.
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use std::fs::Permissions;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
@@ -169,6 +171,13 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Sends `signal` to the test's init by its host pid.
+fn send(pid: u32, signal: Signal) {
+    let raw = i32::try_from(pid).expect("a pid fits in i32");
+    nix::sys::signal::kill(Pid::from_raw(raw), signal)
+        .unwrap_or_else(|e| panic!("{signal} to init ({pid}): {e}"));
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -340,8 +349,7 @@ fn supervises_restarts_reaps_and_powers_off_in_order() {
     // Power off: services stop in reverse order, then reboot(2) ends the
     // namespace's init with SIGINT.
     let asked = Instant::now();
-    let rc = unsafe { libc_kill(init as i32, 12) }; // SIGUSR2
-    assert_eq!(rc, 0);
+    send(init, Signal::SIGUSR2);
     let status = wait_exit(&mut unshare, Duration::from_secs(10));
     let took = asked.elapsed();
     println!("power off took {took:?}; unshare ended with {status:?}");
@@ -379,7 +387,7 @@ while :; do sleep 0.1; done"#;
         log.contains("a: hello from a") && log.contains("stubborn: hello from stubborn")
     });
     let asked = Instant::now();
-    assert_eq!(unsafe { libc_kill(init as i32, 15) }, 0); // SIGTERM
+    send(init, Signal::SIGTERM);
     let status = wait_exit(&mut unshare, Duration::from_secs(10));
     let took = asked.elapsed();
     let log = root.log();
@@ -447,7 +455,7 @@ fn bad_test_plan_leaves_init_running_in_the_safe_state() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     // It still answers power requests.
-    assert_eq!(unsafe { libc_kill(init as i32, 12) }, 0);
+    send(init, Signal::SIGUSR2);
     let status = wait_exit(&mut unshare, Duration::from_secs(10));
     assert_eq!(status.signal(), Some(2), "{status:?}\n{}", root.log());
 }
@@ -462,9 +470,4 @@ fn refuses_to_run_unless_pid_1() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not PID 1"));
     let help = Command::new(INIT).arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("--test-plan FILE"));
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }

@@ -50,9 +50,7 @@ tunnel_up() {
 	in_ns "$NS_EDGE" ip addr add "$PI_ADDR/32" dev lo
 }
 
-# stop_pid PID: TERM to a process this script started, and wait for it
-# (serve and the relay are this shell's own children: ip netns exec execs
-# them in its own place).
+# stop_pid PID: TERM to a process this script started, and wait for it.
 stop_pid() {
 	[[ -n $1 ]] || return 0
 	kill "$1" 2>/dev/null || true
@@ -88,8 +86,8 @@ start_serve() {
 		enabled = false
 	EOF
 	echo "==> babymon serve in $NS_HOME on $PI_ADDR:$PI_PORT (log: $TUNNEL_WORK/serve.log)"
-	# `ip netns exec` itself, not in_ns: a function run with & is a subshell,
-	# and $! would name that shell instead of serve.
+	# `ip netns exec` itself, not in_ns (here and for the relay): a function
+	# run with & is a subshell, and $! would name that shell, not serve.
 	ip netns exec "$NS_HOME" "$bin" serve --config "$TUNNEL_WORK/babymon.toml" \
 		>"$TUNNEL_WORK/serve.log" 2>&1 &
 	SERVE_PID=$!
